@@ -1,0 +1,1 @@
+"""espnet_llm: speech recognition with large language models, ESPnet style."""

