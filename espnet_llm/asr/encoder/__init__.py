@@ -1,0 +1,1 @@
+"""ESPnet encoders for espnet_llm (``whisper``: WhisperEncoder)."""

@@ -1,0 +1,121 @@
+"""Load a Hugging Face causal LM from a local directory, frozen, with LoRA adapters (peft), or fully trainable.
+
+Only local directories are read (``local_files_only=True``): a name that is not a directory fails with an error
+naming it instead of reaching for the Hub. ``trust_remote_code`` stays off unless asked for.
+"""
+import copy
+import logging
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+
+TUNINGS = ("frozen", "lora", "full")
+DEFAULT_LORA = dict(r=8, alpha=16, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+
+logger = logging.getLogger(__name__)
+
+
+def check_llm_dir(name_or_path: Union[str, Path]) -> Path:
+    """The directory as a Path; FileNotFoundError naming it if it is not a Hugging Face model directory."""
+    path = Path(name_or_path)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"LLM directory '{path}' does not exist (only local directories are read; "
+            "prepare it first, e.g. with espnet_llm.bin.llm_prepare)"
+        )
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"LLM directory '{path}' has no config.json: not a Hugging Face model directory")
+    return path
+
+
+def load_tokenizer(name_or_path: Union[str, Path], trust_remote_code: bool = False):
+    """The LLM's own tokenizer from its local directory."""
+    from transformers import AutoTokenizer
+
+    path = check_llm_dir(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=trust_remote_code)
+    except Exception as e:  # transformers raises many types (OSError, ValueError, JSON errors)
+        raise RuntimeError(f"cannot load the tokenizer of LLM directory '{path}': {e}") from e
+
+
+def load_causal_lm(
+    name_or_path: Union[str, Path],
+    tuning: str = "frozen",
+    lora_conf: Optional[Dict] = None,
+    dtype: Union[str, torch.dtype] = "float32",
+    trust_remote_code: bool = False,
+) -> torch.nn.Module:
+    """``AutoModelForCausalLM`` from a local directory, prepared for ``tuning``.
+
+    Args:
+        name_or_path: local Hugging Face model directory.
+        tuning: "frozen" (no parameter trainable), "lora" (peft LoRA adapters only), "full" (all trainable).
+        lora_conf: dict(r, alpha, dropout, target_modules); missing keys take ``DEFAULT_LORA``. Only for "lora".
+        dtype: dtype the weights are loaded in ("float32", "bfloat16", ...).
+        trust_remote_code: allow the directory's own modelling code (off unless asked).
+
+    Returns:
+        A transformers ``PreTrainedModel`` ("frozen", "full") or a peft ``PeftModel`` ("lora").
+    """
+    from transformers import AutoModelForCausalLM
+
+    if tuning not in TUNINGS:
+        raise ValueError(f"tuning must be one of {TUNINGS}, got '{tuning}'")
+    if lora_conf and tuning != "lora":
+        logger.warning(f"lora_conf is ignored with tuning='{tuning}'")
+    path = check_llm_dir(name_or_path)
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+    except Exception as e:
+        raise RuntimeError(f"cannot load a causal LM from LLM directory '{path}': {e}") from e
+
+    if tuning == "frozen":
+        model.requires_grad_(False)
+    elif tuning == "full":
+        model.requires_grad_(True)
+    else:
+        from peft import LoraConfig, get_peft_model
+
+        conf = {**DEFAULT_LORA, **(lora_conf or {})}
+        unknown = set(conf) - set(DEFAULT_LORA)
+        if unknown:
+            raise ValueError(f"unknown lora_conf keys {sorted(unknown)}; expected {sorted(DEFAULT_LORA)}")
+        config = LoraConfig(
+            r=conf["r"],
+            lora_alpha=conf["alpha"],
+            lora_dropout=conf["dropout"],
+            target_modules=list(conf["target_modules"]),
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, config)  # freezes the base model, adapters trainable
+    return model
+
+
+def trainable_names(model: torch.nn.Module) -> Sequence[str]:
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def merge_lora_and_save(
+    model: torch.nn.Module, out_dir: Union[str, Path], tokenizer_dir: Optional[Union[str, Path]] = None
+) -> Path:
+    """Save a plain Hugging Face directory (weights + config + tokenizer) with the LoRA adapters merged in.
+
+    ``model`` is left untouched (the merge runs on a deep copy). A model without adapters is saved as it is.
+    The tokenizer is copied from ``tokenizer_dir`` (default: the directory the model was loaded from).
+    """
+    from peft import PeftModel
+
+    out_dir = Path(out_dir)
+    if isinstance(model, PeftModel):
+        merged = copy.deepcopy(model).merge_and_unload()
+    else:
+        merged = model
+    source = tokenizer_dir or merged.config._name_or_path
+    merged.save_pretrained(str(out_dir))
+    load_tokenizer(source).save_pretrained(str(out_dir))
+    return out_dir

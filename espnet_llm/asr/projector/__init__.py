@@ -1,0 +1,1 @@
+"""Projectors: encoder frames -> LLM embedding space, at a coarser stride."""

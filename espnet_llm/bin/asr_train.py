@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Train the conventional acoustic model (conformer CTC/attention) with ESPnet's own ASR task and trainer.
+
+Usage:
+    # statistics pass (shapes for batching + global CMVN feats_stats.npz):
+    python -m espnet_llm.bin.asr_train --collect_stats true --config conf/tuning/train_asr_conformer.yaml \
+        --token_type bpe --bpemodel data/token_list/bpe_unigram30/bpe.model \
+        --token_list data/token_list/bpe_unigram30/tokens.txt --input_size 80 --normalize none \
+        --train_data_path_and_name_and_type dump/fbank/train_sp/feats.scp,speech,kaldi_ark \
+        --train_data_path_and_name_and_type data/train_sp/text,text,text \
+        --valid_data_path_and_name_and_type dump/fbank/dev/feats.scp,speech,kaldi_ark \
+        --valid_data_path_and_name_and_type data/dev/text,text,text \
+        --train_shape_file data/train_sp/wav.scp --valid_shape_file data/dev/wav.scp \
+        --output_dir exp/asr_stats_fbank --ngpu 0
+    # training (resumes from exp/asr_x/checkpoint.pth with --resume true):
+    python -m espnet_llm.bin.asr_train --config conf/tuning/train_asr_conformer.yaml ... \
+        --normalize_conf stats_file=exp/asr_stats_fbank/train/feats_stats.npz --output_dir exp/asr_x --resume true
+
+This is `espnet2.tasks.asr.ASRTask.main` unchanged: options, checkpoints, resume, model averaging and
+DDP are ESPnet's. The recipe (egs/TEMPLATE/asr1/llm_asr.sh, stages 5-6) writes these commands for you.
+"""
+from espnet2.tasks.asr import ASRTask
+
+
+def main(cmd=None) -> None:
+    ASRTask.main(cmd=cmd)
+
+
+if __name__ == "__main__":
+    main()

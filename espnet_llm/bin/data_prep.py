@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Corpus -> Kaldi data dirs (`wav.scp`, `text`, `utt2spk`, `spk2utt`).
+
+Usage:
+    python -m espnet_llm.bin.data_prep --corpus an4 --root ../../../../shared/data/an4 --out_dir data
+    python -m espnet_llm.bin.data_prep --corpus an4 --root /path/to/an4 --out_dir data --n_dev 100
+
+Writes `<out_dir>/{train,dev,test}/` for AN4 (dev = whole speakers held out of train, ~n_dev utts).
+Every file is written atomically and the dirs are validated, so a rerun replaces them cleanly.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from espnet_llm import datadir
+from espnet_llm.corpora import an4, write_datadir
+
+
+def prepare_an4(root: Path, out_dir: Path, n_dev: int) -> None:
+    if not (root / "etc").is_dir():
+        raise an4.CorpusError(
+            f"AN4 not found at {root} (no etc/ dir). Set AN4_ROOT in db.sh or pass --an4_root."
+        )
+    train = an4.read_split(root, "train")
+    test = an4.read_split(root, "test")
+    dev_spk = set(an4.dev_speakers(train, n_dev))
+    sets = {
+        "train": [r for r in train if r[1] not in dev_spk],
+        "dev": [r for r in train if r[1] in dev_spk],
+        "test": test,
+    }
+    for name, rows in sets.items():
+        write_datadir(
+            out_dir / name,
+            wav_scp={u: p for u, _, p, _ in rows},
+            text={u: w for u, _, _, w in rows},
+            utt2spk={u: s for u, s, _, _ in rows},
+        )
+        logging.info("%s: %d utterances, %d speakers", out_dir / name, len(rows), len({r[1] for r in rows}))
+
+
+CORPORA = {"an4": prepare_an4}
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", choices=sorted(CORPORA), required=True)
+    parser.add_argument("--root", type=Path, required=True, help="corpus root directory")
+    parser.add_argument("--out_dir", type=Path, required=True, help="where data/<set>/ dirs go")
+    parser.add_argument("--n_dev", type=int, default=100, help="utterances held out of train for dev")
+    return parser
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = get_parser().parse_args(argv)
+    try:
+        CORPORA[args.corpus](args.root, args.out_dir, args.n_dev)
+    except (an4.CorpusError, datadir.DataDirError) as e:
+        sys.exit(f"data_prep: error: {e}")
+
+
+if __name__ == "__main__":
+    main()

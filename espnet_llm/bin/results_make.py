@@ -1,0 +1,42 @@
+"""Write RESULTS.md from every scored decoding under the exp dirs (ESPnet's show_asr_result.sh, plus commands).
+
+Usage:
+    python -m espnet_llm.bin.results_make --exp_dirs 'exp/*' --out RESULTS.md
+    python -m espnet_llm.bin.results_make --exp_dirs exp/asr_conformer 'exp/llm_asr_*' --out exp/RESULTS.md
+
+Reads exp/<x>/decode_<tag>/<test_set>/score_{wer,cer}/result.json (or result.txt), the optional
+command.txt (exp/<x>/run.sh for training) and meta.json of exp/<x>/ and of each decode_<tag>/.
+Writes an environment block, a summary table (system, decode, dataset, WER, CER, Ins), and per system a
+`## exp/<x>/decode_<tag>` section with its metadata line, commands and `### WER` / `### CER` tables.
+In an existing --out, everything above the line `<!-- generated below -->` is kept.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from espnet_llm.results import collect_systems, write_results
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp_dirs", nargs="+", default=["exp/*"],
+                        help="exp dirs or glob patterns (quote them to let this program expand them)")
+    parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
+    return parser
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    systems = collect_systems(args.exp_dirs)
+    if not systems:
+        print(f"results_make: no decode_*/<test_set>/score_{{wer,cer}}/result.json under {' '.join(args.exp_dirs)}",
+              file=sys.stderr)
+        return 1
+    write_results(systems, args.out)
+    rows = sum(len(system.test_sets) for system in systems)
+    print(f"{args.out}: {len(systems)} systems, {rows} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""RESULTS.md from scored decodings, like ESPnet's show_asr_result.sh plus the commands that made each row.
+
+Read layout (every file but result.json/result.txt is optional):
+
+    exp/<x>/command.txt (else exp/<x>/run.sh)   the training command
+    exp/<x>/meta.json                           {"encoder": ..., "llm_tuning": ..., "train_time": ...}
+    exp/<x>/decode_<tag>/command.txt            the decoding command
+    exp/<x>/decode_<tag>/meta.json              {"decoding_mode": ..., ...}; its keys win over exp/<x>/meta.json
+    exp/<x>/decode_<tag>/<test_set>/score_wer/result.json (else result.txt, sclite `-o all`)
+    exp/<x>/decode_<tag>/<test_set>/score_cer/result.json (else result.txt)
+
+One system = one exp dir + one decode dir. Everything above the marker line of an existing RESULTS.md
+is kept, so a hand-written introduction survives regeneration.
+"""
+import datetime
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from espnet_llm.scoring import SCORE_KEYS, read_result
+
+MARKER = "<!-- generated below -->"
+SCORE_DIRS = {"WER": "score_wer", "CER": "score_cer"}
+PACKAGES = ("torch", "espnet", "transformers", "peft")
+
+
+@dataclass
+class System:
+    exp_dir: Path
+    decode_dir: Path
+    commands: Dict[str, str] = field(default_factory=dict)  # "train" / "decode" -> command text
+    meta: Dict[str, object] = field(default_factory=dict)
+    scores: Dict[str, Dict[str, dict]] = field(default_factory=dict)  # "WER"/"CER" -> test set -> result
+
+    @property
+    def name(self) -> str:
+        return f"{self.exp_dir.as_posix()}/{self.decode_dir.name}"
+
+    @property
+    def decode_tag(self) -> str:
+        return self.decode_dir.name[len("decode_"):]
+
+    @property
+    def test_sets(self) -> List[str]:
+        return sorted({test_set for per_set in self.scores.values() for test_set in per_set})
+
+
+def _read_command(directory: Path, names: Sequence[str]) -> Optional[str]:
+    for name in names:
+        if (directory / name).is_file():
+            return (directory / name).read_text(encoding="utf-8").strip()
+    return None
+
+
+def _read_meta(directory: Path) -> dict:
+    path = directory / "meta.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def collect_systems(exp_dir_patterns: Sequence[str]) -> List[System]:
+    """Systems with at least one scored test set, sorted by exp dir then decode dir."""
+    exp_dirs = sorted({Path(p) for pattern in exp_dir_patterns for p in (glob.glob(pattern) or [pattern])})
+    systems = []
+    for exp_dir in exp_dirs:
+        for decode_dir in sorted(exp_dir.glob("decode_*")):
+            if not decode_dir.is_dir():
+                continue
+            system = System(exp_dir, decode_dir)
+            for metric, score_dir_name in SCORE_DIRS.items():
+                for score_dir in sorted(decode_dir.glob(f"*/{score_dir_name}")):
+                    if (score_dir / "result.json").is_file() or (score_dir / "result.txt").is_file():
+                        system.scores.setdefault(metric, {})[score_dir.parent.name] = read_result(score_dir)
+            if not system.scores:
+                continue
+            for role, directory, names in (("train", exp_dir, ("command.txt", "run.sh")),
+                                           ("decode", decode_dir, ("command.txt",))):
+                command = _read_command(directory, names)
+                if command:
+                    system.commands[role] = command
+            system.meta = {**_read_meta(exp_dir), **_read_meta(decode_dir)}
+            systems.append(system)
+    return systems
+
+
+def _run(cmd: Sequence[str], cwd: Optional[Path] = None) -> Optional[str]:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment(repo_dir: Optional[Path] = None) -> Dict[str, str]:
+    """What ESPnet's show_asr_result.sh records, plus the LLM stack and the machine; git of repo_dir (or cwd)."""
+    env = {"date": datetime.datetime.now().astimezone().strftime("%a %b %d %H:%M:%S %Z %Y"),
+           "python version": sys.version.replace("\n", " ")}
+    for package in PACKAGES:
+        try:
+            env[f"{package} version"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            env[f"{package} version"] = "not installed"
+    commit = _run(["git", "rev-parse", "HEAD"], repo_dir)
+    if commit:
+        env["Git hash"] = commit
+        env["Commit date"] = _run(["git", "log", "-1", "--format=%cd"], repo_dir) or "unknown"
+        dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], repo_dir)
+        env["Git dirty"] = "unknown" if dirty is None else ("yes" if dirty else "no")
+    else:
+        env["Git hash"] = "unknown (not a git checkout)"
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env["machine"] = f"nproc {nproc}, {_cpu_model()}"
+    return env
+
+
+def _pct(value) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
+
+
+def _meta_line(meta: dict) -> str:
+    return "; ".join(f"{key}: {value}" for key, value in meta.items())
+
+
+def render(systems: Sequence[System], env: Dict[str, str]) -> str:
+    """Markdown: environment, summary table, then one section per system."""
+    lines = ["# RESULTS", "", "## Environments"]
+    for key, value in env.items():
+        lines.append(f"- {key}: `{value}`")
+    lines += ["", "## Summary", "",
+              "WER/CER/Ins in %, #Ins = inserted words (hallucinations show up here).", "",
+              "|system|decode|dataset|WER|CER|Ins|#Ins|", "|---|---|---|---|---|---|---|"]
+    for system in systems:
+        for test_set in system.test_sets:
+            wer = system.scores.get("WER", {}).get(test_set, {})
+            cer = system.scores.get("CER", {}).get(test_set, {})
+            lines.append(f"|{system.exp_dir.name}|{system.decode_tag}|{test_set}|{_pct(wer.get('Err'))}|"
+                         f"{_pct(cer.get('Err'))}|{_pct(wer.get('Ins'))}|{wer.get('counts', {}).get('Ins', '-')}|")
+    for system in systems:
+        lines += ["", f"## {system.name}"]
+        if system.meta:
+            lines += ["", f"- {_meta_line(system.meta)}"]
+        for role in ("train", "decode"):
+            if role in system.commands:
+                lines += ["", f"{role.capitalize()} command:", "", "```bash", system.commands[role], "```"]
+        for metric in ("WER", "CER"):
+            per_set = system.scores.get(metric)
+            if not per_set:
+                continue
+            lines += ["", f"### {metric}", "",
+                      "|dataset|Snt|Wrd|" + "|".join(SCORE_KEYS) + "|#Ins|",
+                      "|---|---|---|" + "---|" * (len(SCORE_KEYS) + 1)]
+            for test_set in sorted(per_set):
+                result = per_set[test_set]
+                lines.append(f"|{test_set}|{result['Snt']}|{result['Wrd']}|"
+                             + "|".join(_pct(result[key]) for key in SCORE_KEYS)
+                             + f"|{result['counts']['Ins']}|")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(systems: Sequence[System], out: Path, env: Optional[Dict[str, str]] = None) -> str:
+    """Write out: the kept header (everything above MARKER in an existing file), MARKER, the generated part."""
+    out = Path(out)
+    header = ""
+    if out.is_file():
+        existing = out.read_text(encoding="utf-8")
+        if MARKER in existing:
+            header = existing[:existing.index(MARKER)]
+    text = header + MARKER + "\n" + render(systems, env if env is not None else environment())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return text

@@ -1,0 +1,92 @@
+"""Tests of espnet_llm.bin.datadir_tool and the utils/*.sh wrappers that call it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from espnet_llm import datadir
+from espnet_llm.bin.datadir_tool import main
+
+REPO = Path(__file__).resolve().parents[2]
+UTTS = ["a-1", "a-2", "b-1", "b-2", "b-3"]
+
+
+def make_dir(root: Path, name: str = "data", utts=UTTS) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "wav.scp").write_text("".join(f"{u} /corpus/{u}.wav\n" for u in utts))
+    (d / "text").write_text("".join(f"{u} HELLO {u.upper()}\n" for u in utts))
+    (d / "utt2spk").write_text("".join(f"{u} {u[0]}\n" for u in utts))
+    speakers = sorted({u[0] for u in utts})
+    (d / "spk2utt").write_text("".join(f"{s} {' '.join(u for u in utts if u[0] == s)}\n" for s in speakers))
+    return d
+
+
+def run_script(script: str, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return subprocess.run([str(REPO / "utils" / script), *map(str, args)], input=stdin, capture_output=True,
+                          text=True, env=env, check=False)
+
+
+def test_validate_reports_success_and_errors(tmp_path, capsys):
+    d = make_dir(tmp_path)
+    assert main(["validate", str(d)]) == 0
+    assert f"successfully validated data directory {d}" in capsys.readouterr().err
+    (d / "text").write_text((d / "text").read_text().replace("HELLO B-2", ""))
+    assert main(["validate", str(d)]) == 1
+    assert f"{d / 'text'} line 4: utterance b-2 has an empty transcript" in capsys.readouterr().err
+    assert main(["validate", "--feats", str(make_dir(tmp_path, "x"))]) == 1
+    assert "feats.scp: required file is missing" in capsys.readouterr().err
+
+
+def test_fix_prints_what_it_dropped(tmp_path, capsys):
+    d = make_dir(tmp_path)
+    (d / "wav.scp").write_text("".join(f"{u} /corpus/{u}.wav\n" for u in UTTS if u != "a-2"))
+    assert main(["fix", str(d)]) == 0
+    err = capsys.readouterr().err
+    assert "dropped 1 utterance(s)" in err and "a-2: missing from wav.scp" in err
+    assert list(datadir.read_table(d / "text")) == ["a-1", "b-1", "b-2", "b-3"]
+
+
+def test_subset_forms(tmp_path):
+    d = make_dir(tmp_path)
+    assert main(["subset", "--last", str(d), "2", str(tmp_path / "last2")]) == 0
+    assert list(datadir.read_table(tmp_path / "last2" / "utt2spk")) == ["b-2", "b-3"]
+    (tmp_path / "ids").write_text("b-1\na-2 anything after the id\n")
+    assert main(["subset", "--utt-list", str(tmp_path / "ids"), str(d), str(tmp_path / "listed")]) == 0
+    assert list(datadir.read_table(tmp_path / "listed" / "text")) == ["a-2", "b-1"]
+    with pytest.raises(SystemExit):
+        main(["subset", str(d), str(tmp_path / "no_n")])
+
+
+def test_split_and_utt2spk_to_spk2utt(tmp_path, capsys):
+    d = make_dir(tmp_path)
+    assert main(["split", "--per-spk", str(d), "2"]) == 0
+    assert (d / "split2" / "1" / "spk2utt").read_text() == "a a-1 a-2\n"
+    capsys.readouterr()
+    assert main(["utt2spk_to_spk2utt", str(d / "utt2spk")]) == 0
+    assert capsys.readouterr().out == (d / "spk2utt").read_text()
+
+
+def test_shell_wrappers_call_the_tool(tmp_path):
+    a = make_dir(tmp_path, "a", UTTS[:2])
+    b = make_dir(tmp_path, "b", UTTS[2:])
+    result = run_script("combine_data.sh", tmp_path / "all", a, b)
+    assert result.returncode == 0, result.stderr
+    assert run_script("validate_data_dir.sh", tmp_path / "all").returncode == 0
+    result = run_script("split_data.sh", tmp_path / "all", 2)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "all" / "split2" / "2" / "text").read_text() == "b-1 HELLO B-1\nb-2 HELLO B-2\nb-3 HELLO B-3\n"
+    result = run_script("utt2spk_to_spk2utt.sh", stdin="x-2 x\nx-1 x\ny-1 y\n")
+    assert result.stdout == "x x-1 x-2\ny y-1\n"
+    result = run_script("combine_data.sh", tmp_path / "dup", a, a)
+    assert result.returncode == 1
+    assert f"combine_data.sh: error: combine: utterance id a-1 is in both {a} and {a}" in result.stderr
+
+
+def test_shell_wrapper_help_names_the_script():
+    result = run_script("subset_data_dir.sh", "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: subset_data_dir.sh [-h] [--first | --last | --shuffle] [--seed SEED]")

@@ -1,0 +1,146 @@
+"""Tests of espnet_llm.bin.llm_asr_inference on a tiny trained-like experiment dir (real ESPnet task, real LLM)."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
+
+from espnet_llm.bin.llm_asr_inference import Speech2TextLLM, find_model_files, main
+from espnet_llm.tasks.llm_asr import LLMASRTask
+
+FEAT_DIM = 8
+
+
+@pytest.fixture(scope="module")
+def exp_dir(tiny_llm_dir, tmp_path_factory):
+    """config.yaml + valid.acc.ave.pth of an untrained tiny model (conv2d transformer encoder, LoRA, CTC head)."""
+    exp = tmp_path_factory.mktemp("exp") / "llm_asr_tiny"
+    args = LLMASRTask.get_parser().parse_args(
+        [
+            "--output_dir", str(exp), "--input_size", str(FEAT_DIM), "--normalize", "none",
+            "--encoder", "transformer", "--encoder_conf", "output_size=16", "--encoder_conf", "attention_heads=2",
+            "--encoder_conf", "linear_units=16", "--encoder_conf", "num_blocks=1",
+            "--projector", "stack_linear", "--projector_conf", "stack=2",
+            "--llm_conf", f"name_or_path={tiny_llm_dir}", "--llm_conf", "tuning=lora",
+            "--model_conf", "ctc_weight=0.3", "--model_conf", "prompt=transcribe",
+        ]
+    )
+    torch.manual_seed(0)
+    model = LLMASRTask.build_model(args)
+    with torch.no_grad():  # LoRA B starts at zero; make the adapters matter for the reload check
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    exp.mkdir(parents=True)
+    with open(exp / "config.yaml", "w") as f:
+        yaml_no_alias_safe_dump(vars(args), f, indent=4, sort_keys=False)
+    torch.save(model.state_dict(), exp / "valid.acc.ave.pth")
+    return exp
+
+
+def utterances(lengths=(60, 35, 90), seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"spk-utt{i}": rng.standard_normal((n, FEAT_DIM)).astype(np.float32) for i, n in enumerate(lengths)}
+
+
+def test_from_pretrained_and_call(exp_dir):
+    config, model_file = find_model_files(exp_dir)
+    assert (config.name, model_file.name) == ("config.yaml", "valid.acc.ave.pth")
+    s2t = Speech2TextLLM.from_pretrained(exp_dir)
+    again = Speech2TextLLM.from_pretrained(asr_train_config=config, asr_model_file=model_file)
+    lora = {k: v for k, v in s2t.model.state_dict().items() if "lora_B" in k}
+    assert lora and all(v.abs().sum() > 0 for v in lora.values())
+    speech = utterances()["spk-utt0"]
+    (text, ids, score), = s2t(speech)
+    assert s2t(torch.from_numpy(speech)) == again(speech) == [(text, ids, score)]
+    assert ids and s2t.eos not in ids and np.isfinite(score) and score < 0
+    assert text == " ".join(s2t.tokenizer.decode(ids, skip_special_tokens=True).split())
+    maxlen, _ = s2t.length_bounds(14)  # 60 frames -> 14 after conv2d subsampling
+    assert len(ids) <= maxlen == 17
+
+
+def test_batched_greedy_equals_one_by_one_and_beam1(exp_dir):
+    s2t = Speech2TextLLM.from_pretrained(exp_dir)
+    utts = utterances()
+    feats = list(utts.values())
+    lengths = torch.tensor([len(f) for f in feats])
+    padded = torch.zeros(len(feats), int(lengths.max()), FEAT_DIM)
+    for i, f in enumerate(feats):
+        padded[i, : len(f)] = torch.from_numpy(f)
+    batched = s2t.decode_batch(padded, lengths, keys=list(utts))
+    beam1 = Speech2TextLLM.from_pretrained(exp_dir, beam_size=1, ctc_weight=1e-9)  # forces the beam-search path
+    assert not beam1.use_greedy
+    for f, (best,) in zip(feats, batched):
+        (alone,) = s2t(f)
+        assert best[:2] == alone[:2] and best[2] == pytest.approx(alone[2], abs=1e-4)
+        (by_beam,) = beam1(f)
+        assert by_beam[1] == best[1] and by_beam[2] == pytest.approx(best[2], abs=1e-3)
+
+
+def test_joint_ctc_beam_search_nbest(exp_dir):
+    s2t = Speech2TextLLM.from_pretrained(exp_dir, beam_size=3, ctc_weight=0.3, nbest=3, penalty=0.5, text_case="upper")
+    assert set(s2t.beam_search.full_scorers) == {"decoder", "length_bonus"}
+    assert set(s2t.beam_search.part_scorers) == {"ctc"}
+    nbest = s2t(utterances()["spk-utt1"])
+    assert len(nbest) == 3
+    scores = [score for _, _, score in nbest]
+    assert scores == sorted(scores, reverse=True)
+    assert len({tuple(ids) for _, ids, _ in nbest}) == 3
+    assert all(text == text.upper() for text, _, _ in nbest)
+    with pytest.raises(ValueError, match="nbest"):
+        Speech2TextLLM(s2t.model, s2t.tokenizer, beam_size=2, nbest=3)
+
+
+def write_npy_scp(tmp_path, utts):
+    scp = tmp_path / "feats.scp"
+    lines = []
+    for key, feat in utts.items():
+        np.save(tmp_path / f"{key}.npy", feat)
+        lines.append(f"{key} {tmp_path / (key + '.npy')}")
+    scp.write_text("\n".join(lines) + "\n")
+    return scp
+
+
+def read_kaldi(path):
+    return dict(line.rstrip("\n").partition(" ")[::2] for line in path.read_text().splitlines())
+
+
+@pytest.mark.parametrize("extra", [["--batch_size", "2"], ["--beam_size", "3", "--ctc_weight", "0.3"]])
+def test_cli_writes_1best_for_key_file(exp_dir, tmp_path, caplog, extra):
+    utts = utterances(lengths=(60, 35, 90, 50))
+    scp = write_npy_scp(tmp_path, utts)
+    keys = sorted(utts)[1:]
+    (tmp_path / "keys.scp").write_text("".join(f"{k} {k}\n" for k in keys))
+    out = tmp_path / "output.1"
+    caplog.set_level(logging.INFO)
+    main(
+        ["--exp_dir", str(exp_dir), "--data_path_and_name_and_type", f"{scp},speech,npy",
+         "--key_file", str(tmp_path / "keys.scp"), "--output_dir", str(out), "--text_case", "upper",
+         "--log_interval", "2"] + extra
+    )
+    text = read_kaldi(out / "1best_recog" / "text")
+    assert sorted(text) == keys
+    token_int = read_kaldi(out / "1best_recog" / "token_int")
+    scores = read_kaldi(out / "1best_recog" / "score")
+    beam = "--beam_size" in extra
+    s2t = Speech2TextLLM.from_pretrained(exp_dir, text_case="upper", **(dict(beam_size=3, ctc_weight=0.3) if beam else {}))
+    for key in keys:
+        expected_text, expected_ids, expected_score = s2t(utts[key])[0]
+        assert text[key] == expected_text
+        assert token_int[key] == " ".join(map(str, expected_ids))
+        assert float(scores[key]) == pytest.approx(expected_score, abs=1e-3)
+    assert len(read_kaldi(out / "1best_recog" / "token")) == 3
+    assert any("RTF" in r.message and "2 utterances" in r.message for r in caplog.records)
+
+
+def test_too_long_utterance_is_named(exp_dir, tmp_path):
+    s2t = Speech2TextLLM.from_pretrained(exp_dir, maxlen_offset=500)  # the tiny LLM has 512 positions
+    with pytest.raises(ValueError, match="input 0 is too long"):
+        s2t(utterances()["spk-utt0"])
+    scp = write_npy_scp(tmp_path, utterances(lengths=(40,)))
+    with pytest.raises(SystemExit):
+        main(["--exp_dir", str(exp_dir), "--data_path_and_name_and_type", f"{scp},speech,npy",
+              "--output_dir", str(tmp_path / "out"), "--maxlen_offset", "500"])

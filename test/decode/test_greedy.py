@@ -1,0 +1,78 @@
+"""Tests of espnet_llm.decode.greedy: batched greedy over prefixes of different lengths on a tiny Llama."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from espnet_llm.decode.greedy import greedy_search, left_pad, max_output_length
+
+VOCAB, DIM, EOS = 12, 16, 1
+
+
+def tiny_llm(seed, sharpen=3.0):
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=VOCAB, hidden_size=DIM, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=128, eos_token_id=EOS,
+    )
+    llm = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        llm.lm_head.weight.mul_(sharpen)
+    return llm
+
+
+def full_forward_greedy(llm, prefix, maxlen):
+    tokens, score = [], 0.0
+    embeds = prefix[None]
+    with torch.no_grad():
+        for _ in range(maxlen):
+            logp = torch.log_softmax(llm(inputs_embeds=embeds).logits[0, -1], -1)
+            token = int(logp.argmax())
+            score += float(logp[token])
+            if token == EOS:
+                return tokens, score, True
+            tokens.append(token)
+            embeds = torch.cat([embeds, llm.get_input_embeddings()(torch.tensor([[token]]))], dim=1)
+    return tokens, score, False
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_batched_equals_one_by_one(seed):
+    llm = tiny_llm(seed)
+    prefixes = [torch.randn(n, DIM) for n in (3, 9, 6)]
+    max_lens = [12, 7, 15]
+    batched = greedy_search(llm, prefixes, max_lens, eos=EOS)
+    for prefix, maxlen, result in zip(prefixes, max_lens, batched):
+        alone = greedy_search(llm, [prefix], [maxlen], eos=EOS)[0]
+        assert result.token_ids == alone.token_ids and result.ended == alone.ended
+        assert result.score == pytest.approx(alone.score, abs=1e-4)
+        tokens, score, ended = full_forward_greedy(llm, prefix, maxlen)
+        assert (result.token_ids, result.ended) == (tokens, ended)
+        assert result.score == pytest.approx(score, abs=1e-4)
+        assert len(result.token_ids) + int(result.ended) <= maxlen
+
+
+def test_both_stops_happen_and_min_len_delays_eos():
+    llm = tiny_llm(1)
+    torch.manual_seed(101)
+    prefix = torch.randn(5, DIM)
+    free = greedy_search(llm, [prefix], [30], eos=EOS)[0]
+    assert free.ended and len(free.token_ids) == 5
+    bounded = greedy_search(llm, [prefix], [3], eos=EOS)[0]
+    assert not bounded.ended and bounded.token_ids == free.token_ids[:3]
+    assert bounded.score > free.score
+    delayed = greedy_search(llm, [prefix, prefix], [30, 30], eos=EOS, min_lens=[0, 8])
+    assert delayed[0].token_ids == free.token_ids and delayed[0].score == pytest.approx(free.score, abs=1e-5)
+    assert len(delayed[1].token_ids) >= 8 and delayed[1].token_ids[:5] == free.token_ids
+
+
+def test_left_pad_and_max_output_length():
+    embeds, mask, positions = left_pad([torch.ones(2, 3), torch.full((4, 3), 2.0)])
+    assert embeds[:, :, 0].tolist() == [[0, 0, 1, 1], [2, 2, 2, 2]]
+    assert mask.tolist() == [[0, 0, 1, 1], [1, 1, 1, 1]]
+    assert positions.tolist() == [[0, 0, 0, 1], [0, 1, 2, 3]]
+    assert max_output_length(40, 0.5, 5) == 25
+    assert max_output_length(41, 0.5, 5) == 26
+    assert max_output_length(0, 0.0, 0) == 1
+    with pytest.raises(ValueError):
+        max_output_length(10, -1.0, 0)
