@@ -4,6 +4,8 @@ Training (Fathullah et al. 2023): the audio embeddings are spliced between an op
 transcript, and the LLM is trained to continue with the transcript and EOS (cross entropy on those tokens only).
 
 Design choices (documented here because decoding depends on them):
+- dtype: ESPnet casts the whole model to ``train_dtype`` after ``build_model``, so ``llm_conf.dtype`` only sets
+  the loading precision; train in bfloat16 with ESPnet's ``train_dtype``/``use_amp``.
 - Text comes from ESPnet's data pipeline as ids of the LLM's own tokenizer, padded with -1 by ESPnet's collate.
   The EOS is appended here, not by the preprocessor, so a ``text`` file never carries it.
 - Text masking (``text_mask_prob``): during training, each *input* transcript token (the teacher-forcing input,

@@ -5,6 +5,9 @@ frames, the row's valid transcript tokens, then right padding. Labels are aligne
 Hugging Face causal LMs expect (the model shifts them internally: the logit at position ``i`` is scored
 against ``labels[i + 1]``), and are ``ignore_id`` everywhere except at transcript positions.
 
+Right padding keeps each row's valid positions at 0..length-1, so the LLM's default position ids are right and
+none are returned; ``lengths`` and ``prefix_lengths`` locate each row's parts.
+
 The caller passes the transcript *with* its end-of-sentence token appended, so the EOS is a label too.
 Decoding builds the prefix alone by passing an empty transcript (``Tt = 0``).
 """

@@ -17,13 +17,23 @@ Usage:
         --normalize_conf stats_file=exp/asr_stats_fbank/train/feats_stats.npz --output_dir exp/asr_x --resume true
 
 This is `espnet2.tasks.asr.ASRTask.main` unchanged: options, checkpoints, resume, model averaging and
-DDP are ESPnet's. The recipe (egs/TEMPLATE/asr1/llm_asr.sh, stages 5-6) writes these commands for you.
+DDP are ESPnet's; it also adds the wall time and peak memory of the run to `<output_dir>/meta.json`. The recipe (egs/TEMPLATE/asr1/llm_asr.sh, stages 5-6) writes these commands for you.
 """
+import sys
+
 from espnet2.tasks.asr import ASRTask
+
+from espnet_llm.runinfo import record_run
 
 
 def main(cmd=None) -> None:
-    ASRTask.main(cmd=cmd)
+    args = ASRTask.get_parser().parse_args(cmd if cmd is not None else sys.argv[1:])
+    if args.collect_stats:
+        ASRTask.main(args=args)
+        return
+    with record_run(args.output_dir, "train", encoder=args.encoder, decoder=args.decoder,
+                    ctc_weight=args.model_conf.get("ctc_weight"), max_epoch=args.max_epoch):
+        ASRTask.main(args=args)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from espnet_llm.corpora import an4, write_datadir
 def prepare_an4(root: Path, out_dir: Path, n_dev: int) -> None:
     if not (root / "etc").is_dir():
         raise an4.CorpusError(
-            f"AN4 not found at {root} (no etc/ dir). Set AN4_ROOT in db.sh or pass --an4_root."
+            f"AN4 not found at {root} (no etc/ dir). Set AN4_ROOT in db.sh or pass --root."
         )
     train = an4.read_split(root, "train")
     test = an4.read_split(root, "test")

@@ -62,9 +62,9 @@ def main(argv=None) -> None:
                 wav = audio.read_audio(entry, expected_fs=args.fs, utt_id=utt)
             except audio.AudioError as e:
                 sys.exit(f"feats_extract: error: {e}")
-            feats = fbank(wav, args.fs, args.num_mel_bins).numpy()
-            if feats.shape[0] == 0:
+            if len(wav) < args.fs * 25 // 1000:  # kaldi.fbank asserts on audio shorter than its window
                 sys.exit(f"feats_extract: error: utterance {utt} ({entry}) is shorter than one 25 ms frame")
+            feats = fbank(wav, args.fs, args.num_mel_bins).numpy()
             writer(utt, feats)
             lengths[utt] = feats.shape[0]
     datadir.write_table(args.out_dir / f"{args.name}.utt2num_frames", {u: str(n) for u, n in lengths.items()})

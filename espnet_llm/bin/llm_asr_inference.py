@@ -185,13 +185,8 @@ class Speech2TextLLM:
     ) -> List[List[Result]]:
         """A padded batch (Batch, Samples or Frames[, Dim]) -> one n-best list per utterance."""
         keys = list(keys) if keys is not None else [f"input {i}" for i in range(len(speech))]
-        speech = speech.to(self.device, dtype=torch.float32)
-        speech_lengths = speech_lengths.to(self.device)
-        enc, enc_lens = self.model.encode_frames(speech, speech_lengths)  # (Batch, T_enc, D_enc)
-        audio, audio_lens = self.model.project(enc, enc_lens)  # (Batch, T', D_llm)
-        prefix, prefix_lens = self.model.prefix_from_audio(audio, audio_lens)  # (Batch, P, D_llm), right padded
-        prefixes = [prefix[i, : int(prefix_lens[i])] for i in range(len(keys))]
-        bounds = [self.length_bounds(int(n)) for n in enc_lens]
+        encs, prefixes = zip(*(self.encode(speech[i, : int(speech_lengths[i])]) for i in range(len(keys))))
+        bounds = [self.length_bounds(enc.shape[0]) for enc in encs]
         for key, p, (maxlen, _) in zip(keys, prefixes, bounds):
             if self.max_positions is not None and p.shape[0] + maxlen > self.max_positions:
                 raise ValueError(
@@ -206,7 +201,21 @@ class Speech2TextLLM:
                 [self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
                 for r in results
             ]
-        return [self._beam(p, enc[i, : int(enc_lens[i])], *bounds[i]) for i, p in enumerate(prefixes)]
+        return [self._beam(p, enc, *b) for p, enc, b in zip(prefixes, encs, bounds)]
+
+    def encode(self, speech: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One utterance (Samples or Frames[, Dim]) -> encoder output (T_enc, D_enc) and prefix (P, D_llm).
+
+        Utterances are encoded one at a time: ESPnet's conv2d subsampling gives a padded utterance one more
+        frame than the same utterance alone, so batched encoding would make results depend on --batch_size.
+        Only the LLM search is batched.
+        """
+        speech = speech[None].to(self.device, dtype=torch.float32)
+        lengths = torch.tensor([speech.shape[1]], device=self.device)
+        enc, enc_lens = self.model.encode_frames(speech, lengths)  # (1, T_enc, D_enc)
+        audio, audio_lens = self.model.project(enc, enc_lens)  # (1, T', D_llm)
+        prefix, prefix_lens = self.model.prefix_from_audio(audio, audio_lens)  # (1, P, D_llm)
+        return enc[0, : int(enc_lens[0])], prefix[0, : int(prefix_lens[0])]
 
     def _beam(self, prefix: torch.Tensor, enc: torch.Tensor, maxlen: int, minlen: int) -> List[Result]:
         self.llm_scorer.set_prefix(prefix)

@@ -69,9 +69,12 @@ def read_split(root: Path, split: str) -> List[Tuple[str, str, str, str]]:
     fileids_path = root / "etc" / f"an4_{split}.fileids"
     if not fileids_path.is_file():
         raise CorpusError(f"{fileids_path}: fileids file not found")
-    rows = []
+    rows, seen = [], set()
     for n, fileid in enumerate(fileids_path.read_text(encoding="utf-8").split(), 1):
         sphinx_id = Path(fileid).name
+        if sphinx_id in seen:
+            raise CorpusError(f"{fileids_path}:{n}: duplicate utterance id {sphinx_id} ({fileid})")
+        seen.add(sphinx_id)
         if sphinx_id not in trans:
             raise CorpusError(f"{fileids_path}:{n}: {sphinx_id} has no transcription")
         uid = utt_id(sphinx_id)
@@ -84,6 +87,8 @@ def read_split(root: Path, split: str) -> List[Tuple[str, str, str, str]]:
 
 def dev_speakers(rows: List[Tuple[str, str, str, str]], n_dev: int) -> List[str]:
     """Whole speakers, picked evenly over the sorted speaker list, until >= n_dev utterances."""
+    if not 0 < n_dev < len(rows):
+        raise CorpusError(f"n_dev={n_dev}: dev needs 1 to {len(rows) - 1} of the {len(rows)} training utterances")
     counts: Dict[str, int] = {}
     for _, spk, _, _ in rows:
         counts[spk] = counts.get(spk, 0) + 1
@@ -97,4 +102,6 @@ def dev_speakers(rows: List[Tuple[str, str, str, str]], n_dev: int) -> List[str]
             break
         picked.append(spk)
         total += counts[spk]
+    if len(picked) == len(speakers):
+        raise CorpusError(f"n_dev={n_dev}: dev would take every training speaker; use a smaller n_dev")
     return sorted(picked)

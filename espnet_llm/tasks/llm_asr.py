@@ -249,8 +249,11 @@ class LLMASRTask(AbsTask):
             ctc = CTC(odim=embedding.num_embeddings, encoder_output_size=encoder.output_size(), **args.ctc_conf)
 
         # 8. Model
+        model_conf.pop("ctc", None)  # built above; --print_config lists it among the model's keyword arguments
         prompt = model_conf.pop("prompt") or ""
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+        prompt_ids = list(model_conf.pop("prompt_ids", None) or [])
+        if prompt:
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         mask_id = next(i for i in (tokenizer.unk_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None)
         model_class = model_choices.get_class(args.model)

@@ -139,8 +139,10 @@ def test_build_prefix_matches_training_layout(tiny_llm_dir):
     """Decoding's prefix is the training input up to the transcript; the LLM sees the same first-token logits."""
     model = build(tiny_llm_dir, prompt_ids=[5, 6]).eval()
     b = batch(tiny_llm_dir)
+    speech = b["speech"].clone()
     with torch.no_grad():
         prefix, prefix_lengths = model.build_prefix(b["speech"], b["speech_lengths"])
+        assert torch.equal(b["speech"], speech)  # ESPnet's in-place normalisation must not reach the caller
         audio, audio_lengths = model.encode(b["speech"], b["speech_lengths"])
         spliced = model.splice_batch(audio, audio_lengths, b["text"], b["text_lengths"])
         full = model.llm(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask).logits

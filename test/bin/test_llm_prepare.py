@@ -3,6 +3,8 @@
 import os
 import time
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -11,7 +13,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from espnet_llm.bin.llm_prepare import main
 from espnet_llm.llm_convert import find_smollm2_gguf, is_complete_hf_dir, link_hf_dir
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 WORDS = ["<unk>", "<eos>", "HELLO", "WORLD", "YES", "NO"]
 
 

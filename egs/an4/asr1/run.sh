@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
   --train_set train --valid_set dev --test_sets "test dev" \
   --token_type bpe --nbpe 30 --speed_perturb_factors "0.9 1.0 1.1" \
   --asr_config conf/tuning/train_asr_conformer.yaml \
-  --asr_inference_config conf/decode_asr.yaml \
+  --asr_inference_config conf/decode_asr_beam10_ctc0.3.yaml \
   --llm_asr_config conf/tuning/train_llm_asr_lora_stride80.yaml \
   --llm_inference_config conf/decode_llm_greedy.yaml \
   "$@"

@@ -1,0 +1,146 @@
+"""Tests of egs/TEMPLATE/asr1/llm_asr.sh through egs/an4/asr1/run.sh (option checks, --help, stage 1), and
+shellcheck over every shell script under egs/ and utils/.
+
+The recipe is copied (without data/, dump/, exp/) into tmp_path first, so a run that got past the checks
+would write there and not into the recipe dir that a training job may be using.
+"""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "egs" / "TEMPLATE" / "asr1" / "llm_asr.sh"
+SHELLCHECK = REPO / "tools" / "venv" / "bin" / "shellcheck"
+OUTPUT_DIRS = ("data", "dump", "exp", "downloads")
+
+
+@pytest.fixture
+def recipe(tmp_path) -> Path:
+    """<tmp>/egs/{TEMPLATE,an4}/asr1 copies; utils, tools and espnet_llm linked, as path.sh expects them."""
+    for part in ("utils", "tools", "espnet_llm"):
+        (tmp_path / part).symlink_to(REPO / part)
+    shutil.copytree(REPO / "egs" / "TEMPLATE", tmp_path / "egs" / "TEMPLATE")
+    shutil.copytree(REPO / "egs" / "an4" / "asr1", tmp_path / "egs" / "an4" / "asr1", symlinks=True,
+                    ignore=shutil.ignore_patterns(*OUTPUT_DIRS, "RESULTS.md"))
+    return tmp_path / "egs" / "an4" / "asr1"
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(Path(d, f).relative_to(root)) for d, dirs, files in os.walk(root) for f in dirs + files)
+
+
+def run_recipe(recipe: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(recipe / "run.sh"), *args], capture_output=True, text=True, timeout=60, check=False,
+                          env=dict(os.environ, **env))
+
+
+def template_options() -> dict[str, tuple[str, str]]:
+    """{name: (default, comment)} of the `name=value  # comment` lines before parse_options.sh is sourced."""
+    options = {}
+    for line in TEMPLATE.read_text().splitlines():
+        if "parse_options.sh" in line and line.lstrip().startswith("."):
+            break
+        m = re.match(r'^([A-Za-z_]\w*)=("[^"]*"|\S*)\s+#\s*(.*)$', line)
+        if m:
+            options[m.group(1)] = (m.group(2).strip('"'), m.group(3))
+    return options
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["--stage", "0"], 2, "Error: --stage 0 --stop_stage 12: stages run from 1 to 12 with stage <= stop_stage"),
+    (["--stage", "13"], 2, "Error: --stage 13 --stop_stage 12: stages run from 1 to 12 with stage <= stop_stage"),
+    (["--stage", "5", "--stop_stage", "3"], 2,
+     "Error: --stage 5 --stop_stage 3: stages run from 1 to 12 with stage <= stop_stage"),
+    (["--stage", "x"], 2, "Error: --stage x --stop_stage 12: stages run from 1 to 12 with stage <= stop_stage"),
+    (["--foo", "1"], 1, "../../TEMPLATE/asr1/llm_asr.sh: invalid option --foo (no variable foo to set; see --help)"),
+    (["--llm_init_encoder", "yes"], 1, "option --llm_init_encoder takes true or false, got 'yes'"),
+])
+def test_bad_options_fail_before_anything_is_created(recipe, args, status, message):
+    before = tree(recipe.parents[2])
+    result = run_recipe(recipe, *args)
+    assert result.returncode == status
+    assert message in result.stdout + result.stderr
+    assert "Stage 1" not in result.stdout
+    assert tree(recipe.parents[2]) == before
+
+
+def test_help_lists_every_option_with_value_and_comment(recipe):
+    result = run_recipe(recipe, "--train_set", "foo", "--help")
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[1] == "Usage: ../../TEMPLATE/asr1/llm_asr.sh [--stage N] [--stop_stage M] [options]; " \
+                       "see the variables at the top of ../../TEMPLATE/asr1/llm_asr.sh"
+    listed = {m.group(1): (m.group(2), m.group(3)) for m in
+              (re.match(r"^  --(\S+)\s+\((.*?)\)\s+(.*)$", line) for line in lines[3:]) if m}
+    options = template_options()
+    assert len(options) == 31 and len(lines) == 3 + len(options)  # log line, usage, header, one line per option
+    assert set(listed) == {name.replace("_", "-") for name in options}
+    for name, (_, comment) in options.items():
+        assert listed[name.replace("_", "-")][1] == comment
+    assert listed["stage"] == ("1", "first stage to run")
+    assert listed["train-set"][0] == "foo"  # current value: run.sh's options, then the command line
+    assert listed["test-sets"][0] == "test dev"
+
+
+def make_an4(root: Path) -> Path:
+    (root / "etc").mkdir(parents=True)
+    for split, utts in (("train", ["an1-fash-b", "an2-fash-b", "an31-mcen-b", "an32-mcen-b"]),
+                        ("test", ["an406-fcaw-b"])):
+        fileids = [f"an4_{split}/{u.split('-')[1]}/{u}" for u in utts]
+        for fileid in fileids:
+            (root / "audio" / fileid).parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(root / "audio" / f"{fileid}.flac", np.full(800, 0.1, np.float32), 16000)
+        (root / "etc" / f"an4_{split}.transcription").write_text("".join(f"<s> YES NO </s> ({u})\n" for u in utts))
+        (root / "etc" / f"an4_{split}.fileids").write_text("".join(f + "\n" for f in fileids))
+    return root
+
+
+def test_stage_1_prepares_data_dirs(recipe, tmp_path):
+    an4 = make_an4(tmp_path / "an4")
+    result = run_recipe(recipe, "--stage", "1", "--stop_stage", "1", "--local_data_opts", "--n_dev 1",
+                        AN4_ROOT=str(an4))
+    assert result.returncode == 0, result.stderr
+    assert "Stage 1: Data preparation" in result.stdout and "Successfully finished 1-1" in result.stdout
+    assert sorted(p.name for p in (recipe / "data").iterdir()) == ["dev", "test", "train"]
+    assert (recipe / "data" / "dev" / "utt2spk").read_text() == "fash-an1-b fash\nfash-an2-b fash\n"
+    assert (recipe / "data" / "train" / "text").read_text() == "mcen-an31-b YES NO\nmcen-an32-b YES NO\n"
+    assert (recipe / "data" / "test" / "wav.scp").read_text() == (
+        f"fcaw-an406-b {an4}/audio/an4_test/fcaw/an406-fcaw-b.flac\n")
+
+
+def shell_scripts(root: Path) -> list[Path]:
+    """*.sh under root, not following links (egs/*/asr1/utils) and not in recipe output dirs."""
+    found = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = sorted(x for x in dirs if x not in OUTPUT_DIRS)
+        found += [Path(d, f) for f in sorted(files) if f.endswith(".sh")]
+    return found
+
+
+def shellcheck(cwd: Path, scripts: list[Path]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SHELLCHECK), "-x", *(os.path.relpath(s, cwd) for s in scripts)], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.skipif(not SHELLCHECK.is_file(), reason="tools/venv/bin/shellcheck not installed")
+def test_shellcheck_all_scripts():
+    """Recipe scripts are checked from their recipe dir, where `. utils/parse_options.sh`, `. ./path.sh` and
+    `. ./cmd.sh` resolve as they do at run time (-x follows them), together with the template they call."""
+    scripts = shell_scripts(REPO / "egs") + shell_scripts(REPO / "utils")
+    assert TEMPLATE in scripts and REPO / "utils" / "parse_options.sh" in scripts
+    checked = set()
+    for run_sh in sorted((REPO / "egs").glob("*/*/run.sh")):
+        recipe_scripts = [TEMPLATE] + [s for s in scripts if run_sh.parent in s.parents]
+        result = shellcheck(run_sh.parent, recipe_scripts)
+        assert (result.returncode, result.stdout) == (0, ""), result.stdout
+        checked.update(recipe_scripts)
+    rest = [s for s in scripts if s not in checked]
+    assert REPO / "utils" / "split_data.sh" in rest
+    result = shellcheck(REPO, rest)
+    assert (result.returncode, result.stdout) == (0, ""), result.stdout

@@ -1,0 +1,207 @@
+"""LLMASRTask through ESPnet's real argument parser, model builder, data pipeline and trainer."""
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+import yaml
+from espnet2.tasks.asr import ASRTask
+from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
+
+from espnet_llm.asr.espnet_model import LLMPrefixASRModel
+from espnet_llm.tasks.llm_asr import LLMASRTask, LLMTextPreprocessor, encoder_choices
+
+CONF = Path(__file__).resolve().parents[2] / "egs" / "an4" / "asr1" / "conf" / "tuning"
+FEAT_DIM = 8
+TRAIN = {
+    "fash-an251-b": "YES NO",
+    "fash-an252-b": "ONE TWO THREE",
+    "fash-an253-b": "FOUR FIVE",
+    "fash-an254-b": "SIX SEVEN EIGHT NINE",
+    "mgah-an255-b": "ZERO ENTER",
+    "mgah-an256-b": "HELP REPEAT STOP",
+}
+VALID = {"mmxg-an257-b": "GO ERASE", "mmxg-an258-b": "RUBOUT YES"}
+
+
+def write_set(root: Path, texts, seed):
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    feats = {utt: rng.standard_normal((int(rng.integers(30, 60)), FEAT_DIM)).astype(np.float32) for utt in texts}
+    with kaldiio.WriteHelper(f"ark,scp:{root}/feats.ark,{root}/feats.scp") as writer:
+        for utt in sorted(feats):
+            writer(utt, feats[utt])
+    (root / "text").write_text("".join(f"{u} {texts[u]}\n" for u in sorted(texts)))
+    (root / "speech_shape").write_text("".join(f"{u} {feats[u].shape[0]},{FEAT_DIM}\n" for u in sorted(feats)))
+    return feats
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    train = write_set(root / "train", TRAIN, 0)
+    write_set(root / "valid", VALID, 1)
+    stacked = np.concatenate(list(train.values()))
+    np.savez(root / "feats_stats.npz", count=len(stacked), sum=stacked.sum(0), sum_square=(stacked**2).sum(0))
+    return root
+
+
+def common_args(llm_dir, data_dir):
+    return [
+        "--input_size", str(FEAT_DIM),
+        "--llm_conf", f"name_or_path={llm_dir}",
+        "--normalize_conf", f"stats_file={data_dir}/feats_stats.npz",
+    ]
+
+
+def parse(config, llm_dir, data_dir, *extra):
+    parser = LLMASRTask.get_parser()
+    return parser.parse_args(["--config", str(config), *common_args(llm_dir, data_dir), *extra])
+
+
+def test_whisper_encoder_is_registered():
+    assert encoder_choices.get_class("whisper").__module__ == "espnet_llm.asr.encoder.whisper_encoder"
+    assert encoder_choices.get_class("conformer").__name__ == "ConformerEncoder"
+
+
+@pytest.mark.parametrize(
+    "name, trainable_llm",
+    [("train_llm_asr_lora_stride80.yaml", "lora"), ("train_llm_asr_frozen_stride80.yaml", None),
+     ("train_llm_asr_tiny.yaml", "lora")],
+)
+def test_build_model_from_recipe_configs(tiny_llm_dir, data_dir, name, trainable_llm):
+    args = parse(CONF / name, tiny_llm_dir, data_dir)
+    model = LLMASRTask.build_model(args)
+    assert isinstance(model, LLMPrefixASRModel)
+    # stride_ms 80 over a conv2d encoder (4 x 10 ms): 2 frames per embedding, recorded for config.yaml
+    assert args.projector_conf["input_frame_shift_ms"] == 40.0
+    assert model.projector.output_stride() == 2
+    assert model.projector.output_size() == 16  # the tiny LLM's hidden size
+    assert model.ctc is not None and model.ctc.ctc_lo.out_features == model.llm.get_input_embeddings().num_embeddings
+    llm_trainable = [n for n, p in model.llm.named_parameters() if p.requires_grad]
+    if trainable_llm is None:
+        assert llm_trainable == []
+    else:
+        assert llm_trainable and all("lora_" in n for n in llm_trainable)
+    assert model.eos_id == 0
+
+
+@pytest.mark.parametrize("name", ["train_llm_asr_lora_stride80.yaml", "train_llm_asr_frozen_stride80.yaml"])
+def test_recipe_encoder_matches_baseline_am(name):
+    """--init_param <am>.pth:encoder:encoder needs the same encoder as the baseline's config."""
+    ours = yaml.safe_load((CONF / name).read_text())
+    baseline = yaml.safe_load((CONF / "train_asr_conformer.yaml").read_text())
+    for key in ("frontend", "normalize", "encoder", "encoder_conf"):
+        assert ours[key] == baseline[key], key
+
+
+def test_preprocessor_lowercases_and_uses_llm_tokenizer(tiny_llm_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_llm_dir))
+    lower = LLMTextPreprocessor(train=True, llm_dir=str(tiny_llm_dir), text_lowercase=True)
+    keep = LLMTextPreprocessor(train=True, llm_dir=str(tiny_llm_dir), text_lowercase=False)
+    speech = np.zeros((5, FEAT_DIM), dtype=np.float32)
+    out = lower("utt", {"speech": speech, "text": "YES NO"})
+    assert out["text"].tolist() == tokenizer("yes no", add_special_tokens=False)["input_ids"]
+    assert tokenizer.eos_token_id not in out["text"].tolist()  # the model appends EOS, not the preprocessor
+    assert keep("utt", {"speech": speech, "text": "YES NO"})["text"].tolist() == tokenizer(
+        "YES NO", add_special_tokens=False)["input_ids"]
+    with pytest.raises(FileNotFoundError, match="missing-llm"):
+        LLMTextPreprocessor(train=True, llm_dir="missing-llm")
+
+
+def test_init_param_loads_baseline_encoder(tiny_llm_dir, data_dir, tmp_path):
+    """ESPnet's --init_param <am>.pth:encoder:encoder fills our encoder from an ESPnetASRModel checkpoint."""
+    tiny = yaml.safe_load((CONF / "train_llm_asr_tiny.yaml").read_text())
+    am_args = ASRTask.get_parser().parse_args([
+        "--input_size", str(FEAT_DIM), "--token_list", "<blank>,a,b,<sos/eos>", "--encoder", "transformer",
+        "--decoder", "transformer", "--normalize", "global_mvn",
+        "--normalize_conf", f"stats_file={data_dir}/feats_stats.npz",
+    ])
+    am_args.token_list = ["<blank>", "a", "b", "<sos/eos>"]
+    am_args.encoder_conf = tiny["encoder_conf"]
+    am_args.decoder_conf = dict(attention_heads=2, linear_units=16, num_blocks=1)
+    torch.manual_seed(7)
+    am = ASRTask.build_model(am_args)
+    torch.save(am.state_dict(), tmp_path / "am.pth")
+
+    model = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir))
+    assert not torch.equal(model.encoder.embed.conv[0].weight, am.encoder.embed.conv[0].weight)
+    load_pretrained_model(f"{tmp_path}/am.pth:encoder:encoder", model, ignore_init_mismatch=False)
+    for (name, ours), (_, theirs) in zip(model.encoder.state_dict().items(), am.encoder.state_dict().items()):
+        assert torch.equal(ours, theirs), name
+
+
+def train_cmd(llm_dir, data_dir, out_dir, max_epoch):
+    d = data_dir
+    return [
+        "--config", str(CONF / "train_llm_asr_tiny.yaml"), *common_args(llm_dir, data_dir),
+        "--train_data_path_and_name_and_type", f"{d}/train/feats.scp,speech,kaldi_ark",
+        "--train_data_path_and_name_and_type", f"{d}/train/text,text,text",
+        "--valid_data_path_and_name_and_type", f"{d}/valid/feats.scp,speech,kaldi_ark",
+        "--valid_data_path_and_name_and_type", f"{d}/valid/text,text,text",
+        "--train_shape_file", f"{d}/train/speech_shape", "--valid_shape_file", f"{d}/valid/speech_shape",
+        "--batch_type", "unsorted", "--batch_size", "2",
+        "--output_dir", str(out_dir), "--ngpu", "0", "--max_epoch", str(max_epoch), "--resume", "true",
+        "--use_matplotlib", "false",
+    ]
+
+
+def test_train_with_espnet_trainer_small_checkpoint_and_resume(tiny_llm_dir, data_dir, tmp_path):
+    out = tmp_path / "exp" / "llm_asr_tiny"
+    LLMASRTask.main(cmd=train_cmd(tiny_llm_dir, data_dir, out, 1))
+
+    assert (out / "1epoch.pth").is_file() and (out / "checkpoint.pth").is_file()
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["projector_conf"]["input_frame_shift_ms"] == 40.0
+    state = torch.load(out / "1epoch.pth", map_location="cpu")
+    llm_keys = [k for k in state if k.startswith("llm.")]
+    assert llm_keys and all("lora_" in k for k in llm_keys)  # frozen base weights are not saved
+    assert any(k.startswith("encoder.") for k in state) and any(k.startswith("projector.") for k in state)
+    assert "normalize.mean" in state and "ctc.ctc_lo.weight" in state
+    llm_bytes = (tiny_llm_dir / "model.safetensors").stat().st_size
+    saved = sum(v.numel() * v.element_size() for k, v in state.items() if k.startswith("llm."))
+    assert saved < 0.1 * llm_bytes
+
+    first = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert first["reporter"]["epoch"] == 1
+
+    # resume: epoch 1 is not re-run, epoch 2 starts from the saved state
+    LLMASRTask.main(cmd=train_cmd(tiny_llm_dir, data_dir, out, 2))
+    assert (out / "2epoch.pth").is_file()
+    assert (out / "valid.acc.ave.pth").exists()  # ESPnet's n-best averaging ran on the small state dicts
+    second = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert second["reporter"]["epoch"] == 2
+    assert sorted(second["reporter"]["stats"]) == [1, 2]
+    torch.testing.assert_close(second["reporter"]["stats"][1]["valid"]["acc"], first["reporter"]["stats"][1]["valid"]["acc"])
+
+    # the saved model rebuilds from config.yaml + the LLM directory and reproduces the trained outputs
+    model, _ = LLMASRTask.build_model_from_file(out / "config.yaml", out / "2epoch.pth", "cpu")
+    final = torch.load(out / "2epoch.pth", map_location="cpu")
+    for key, value in final.items():  # GlobalMVN keeps float64 stats until its first forward: values only
+        torch.testing.assert_close(model.state_dict()[key], value, check_dtype=False, msg=lambda m: f"{key}: {m}")
+    model.eval()
+    feats = kaldiio.load_scp(str(data_dir / "valid" / "feats.scp"))
+    speech = torch.from_numpy(feats["mmxg-an257-b"])[None]
+    lengths = torch.tensor([speech.shape[1]])
+    again, _ = LLMASRTask.build_model_from_file(out / "config.yaml", out / "2epoch.pth", "cpu")
+    again.eval()
+    with torch.no_grad():
+        prefix, prefix_lengths = model.build_prefix(speech, lengths)
+        prefix2, _ = again.build_prefix(speech, lengths)
+        torch.testing.assert_close(prefix2, prefix)
+        torch.testing.assert_close(again.llm(inputs_embeds=prefix2).logits, model.llm(inputs_embeds=prefix).logits)
+
+
+def test_collect_stats_writes_llm_token_shapes(tiny_llm_dir, data_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "stats"
+    cmd = train_cmd(tiny_llm_dir, data_dir, out, 1) + ["--collect_stats", "true", "--normalize", "none"]
+    LLMASRTask.main(cmd=cmd)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_llm_dir))
+    shapes = dict(line.split() for line in (out / "train" / "text_shape").read_text().splitlines())
+    assert shapes["fash-an251-b"] == str(len(tokenizer("yes no", add_special_tokens=False)["input_ids"]))
+    assert (out / "train" / "feats_stats.npz").is_file()
