@@ -4,8 +4,16 @@
 Usage:
     python -m espnet_llm.bin.data_prep --corpus an4 --root ../../../../shared/data/an4 --out_dir data
     python -m espnet_llm.bin.data_prep --corpus an4 --root /path/to/an4 --out_dir data --n_dev 100
+    python -m espnet_llm.bin.data_prep --corpus librispeech --root /data/LibriSpeech --out_dir data
+    python -m espnet_llm.bin.data_prep --corpus librispeech_100 --root /data/LibriSpeech --out_dir data
+    python -m espnet_llm.bin.data_prep --corpus mls_german --root /data/mls --out_dir data
+    python -m espnet_llm.bin.data_prep --corpus mls --root /data/mls --out_dir data
 
 Writes `<out_dir>/{train,dev,test}/` for AN4 (dev = whole speakers held out of train, ~n_dev utts).
+LibriSpeech: `train_960` (librispeech only), `train_clean_100`, `dev` (= dev_clean + dev_other), `dev_clean`,
+`dev_other`, `test_clean`, `test_other`. MLS: `train`, `dev`, `test` of one language (`mls_<lang>`), or of all
+eight with language-prefixed ids plus `dev_<lang>`, `test_<lang>` (`mls`). `--n_dev` is for AN4 only: the
+other corpora have their own dev sets.
 Every file is written atomically and the dirs are validated, so a rerun replaces them cleanly.
 """
 from __future__ import annotations
@@ -16,7 +24,7 @@ import sys
 from pathlib import Path
 
 from espnet_llm import datadir
-from espnet_llm.corpora import an4, write_datadir
+from espnet_llm.corpora import an4, librispeech, mls, write_datadir
 
 
 def prepare_an4(root: Path, out_dir: Path, n_dev: int) -> None:
@@ -42,7 +50,19 @@ def prepare_an4(root: Path, out_dir: Path, n_dev: int) -> None:
         logging.info("%s: %d utterances, %d speakers", out_dir / name, len(rows), len({r[1] for r in rows}))
 
 
+def prepare_librispeech(train_set: str):
+    return lambda root, out_dir, n_dev: librispeech.prepare(root, out_dir, train_set)
+
+
+def prepare_mls(langs):
+    return lambda root, out_dir, n_dev: mls.prepare(root, out_dir, langs)
+
+
 CORPORA = {"an4": prepare_an4}
+CORPORA["librispeech"] = prepare_librispeech("train_960")
+CORPORA["librispeech_100"] = prepare_librispeech("train_clean_100")
+CORPORA["mls"] = prepare_mls(mls.LANGUAGES)
+CORPORA.update({f"mls_{lang}": prepare_mls([lang]) for lang in mls.LANGUAGES})
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,12 @@ Usage:
 
 Writes Kaldi-style `{output_dir}/1best_recog/{text,token,token_int,score}` (and `2best_recog/...` with --nbest).
 
+Hallucination guards (espnet_llm.decode.guards): the length bound below; `--repeat_ngram N --repeat_max K` ends a
+hypothesis (forces EOS) once its last N-gram occurs more than K times, in greedy and beam search alike; and, for a
+model with a CTC head, `{output_dir}/1best_recog/ctc_disagreement` holds `<utt> <wer> <flag>` per utterance:
+the WER of the LLM's 1-best against the CTC head's greedy output, flag 1 when it exceeds
+`--ctc_disagreement_threshold` (a sign of hallucination worth a look, or of a weak CTC head).
+
 Length bound: a transcript has at most `ceil(maxlenratio * T_enc) + maxlen_offset` tokens (EOS included), where
 `T_enc` is the number of encoder output frames (the frames the CTC head sees; independent of the projector's
 stride). Greedy and beam search use the same bound. An utterance whose prefix plus that bound does not fit in
@@ -52,6 +58,7 @@ from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 
 from espnet_llm.asr.llm import load_tokenizer
 from espnet_llm.decode.greedy import greedy_search, max_output_length
+from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids, word_error_rate
 from espnet_llm.decode.llm_scorer import LLMPrefixScorer
 from espnet_llm.tasks.llm_asr import FEATS_FRAME_SHIFT_MS, LLMASRTask
 
@@ -88,6 +95,8 @@ class Speech2TextLLM:
         normalize_length: rank beam-search hypotheses by score / length.
         nbest: hypotheses returned (beam search only; greedy gives one).
         text_case: "keep", "upper" or "lower" for the returned text (AN4 references are upper case).
+        repeat_ngram, repeat_max: end a hypothesis whose last `repeat_ngram`-gram occurs more than `repeat_max`
+            times (0: off).
         device: torch device.
     """
 
@@ -104,6 +113,8 @@ class Speech2TextLLM:
         normalize_length: bool = False,
         nbest: int = 1,
         text_case: str = "keep",
+        repeat_ngram: int = 0,
+        repeat_max: int = 2,
         device: str = "cpu",
     ):
         if beam_size < 1 or nbest < 1 or nbest > beam_size:
@@ -130,6 +141,10 @@ class Speech2TextLLM:
         self.llm_scorer = LLMPrefixScorer(model.llm)
         scorers = dict(decoder=self.llm_scorer, length_bonus=LengthBonus(self.n_vocab))
         weights = dict(decoder=1.0 - ctc_weight, length_bonus=penalty)
+        self.repeat_stop = (repeat_ngram, repeat_max) if repeat_ngram > 0 else None
+        if self.repeat_stop is not None:
+            scorers["repetition"] = RepetitionStop(repeat_ngram, repeat_max, self.eos, self.n_vocab)
+            weights["repetition"] = 1.0
         if ctc_weight > 0.0:
             if model.ctc.ctc_lo.out_features != self.n_vocab:
                 raise ValueError(f"CTC vocab {model.ctc.ctc_lo.out_features} != LLM vocab {self.n_vocab}")
@@ -168,8 +183,14 @@ class Speech2TextLLM:
         return speech2text
 
     def length_bounds(self, encoder_frames: int) -> Tuple[int, int]:
-        """(max, min) tokens of the transcript of an utterance with `encoder_frames` encoder output frames."""
+        """(max, min) tokens of the transcript of an utterance with `encoder_frames` encoder output frames.
+
+        With CTC, at most `encoder_frames` tokens: CTC cannot emit more labels than frames, and ESPnet's
+        CTCPrefixScoreTH fails with an IndexError on a hypothesis longer than the encoder output.
+        """
         maxlen = max_output_length(encoder_frames, self.maxlenratio, self.maxlen_offset)
+        if self.ctc_weight > 0.0:
+            maxlen = min(maxlen, max(1, encoder_frames))
         return maxlen, min(int(self.minlenratio * encoder_frames), maxlen)
 
     @torch.no_grad()
@@ -184,6 +205,13 @@ class Speech2TextLLM:
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, keys: Optional[Sequence[str]] = None
     ) -> List[List[Result]]:
         """A padded batch (Batch, Samples or Frames[, Dim]) -> one n-best list per utterance."""
+        return self.decode_batch_with_ctc(speech, speech_lengths, keys)[0]
+
+    @torch.no_grad()
+    def decode_batch_with_ctc(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, keys: Optional[Sequence[str]] = None
+    ) -> Tuple[List[List[Result]], Optional[List[str]]]:
+        """`decode_batch`, and the CTC head's greedy text per utterance (None without a CTC head)."""
         keys = list(keys) if keys is not None else [f"input {i}" for i in range(len(speech))]
         encs, prefixes = zip(*(self.encode(speech[i, : int(speech_lengths[i])]) for i in range(len(keys))))
         bounds = [self.length_bounds(enc.shape[0]) for enc in encs]
@@ -193,15 +221,21 @@ class Speech2TextLLM:
                     f"utterance {key} is too long for the LLM: {p.shape[0]} prefix positions + up to {maxlen} "
                     f"tokens > max_position_embeddings {self.max_positions} (split the audio or lower maxlenratio)"
                 )
+        ctc_texts = [self.ctc_text(enc) for enc in encs] if getattr(self.model, "ctc", None) is not None else None
         if self.use_greedy:
             results = greedy_search(
-                self.model.llm, prefixes, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds]
+                self.model.llm, prefixes, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],
+                repeat_stop=self.repeat_stop,
             )
             return [
                 [self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
                 for r in results
-            ]
-        return [self._beam(p, enc, *b) for p, enc, b in zip(prefixes, encs, bounds)]
+            ], ctc_texts
+        return [self._beam(p, enc, *b) for p, enc, b in zip(prefixes, encs, bounds)], ctc_texts
+
+    def ctc_text(self, enc: torch.Tensor) -> str:
+        """The CTC head's best path over encoder output (T_enc, D_enc), as text in `text_case`."""
+        return self._result(ctc_greedy_ids(self.model.ctc.ctc_lo(enc)), 0.0)[0]
 
     def encode(self, speech: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """One utterance (Samples or Frames[, Dim]) -> encoder output (T_enc, D_enc) and prefix (P, D_llm).
@@ -262,6 +296,8 @@ def inference(args: argparse.Namespace) -> None:
         normalize_length=args.normalize_length,
         nbest=args.nbest,
         text_case=args.text_case,
+        repeat_ngram=args.repeat_ngram,
+        repeat_max=args.repeat_max,
     )
     train_args = speech2text.train_args
     batch_size = args.batch_size if speech2text.use_greedy else 1
@@ -287,7 +323,7 @@ def inference(args: argparse.Namespace) -> None:
             if lengths is None:
                 lengths = torch.full((len(keys),), batch["speech"].shape[1], dtype=torch.long)
             try:
-                nbests = speech2text.decode_batch(batch["speech"], lengths, keys)
+                nbests, ctc_texts = speech2text.decode_batch_with_ctc(batch["speech"], lengths, keys)
             except RuntimeError as e:
                 raise RuntimeError(f"decoding utterance(s) {', '.join(keys)} failed: {e}") from e
             for key, nbest in zip(keys, nbests):
@@ -297,6 +333,12 @@ def inference(args: argparse.Namespace) -> None:
                     out["token"][key] = " ".join(speech2text.tokenizer.convert_ids_to_tokens(ids))
                     out["token_int"][key] = " ".join(map(str, ids))
                     out["score"][key] = str(score)
+            for key, nbest, ctc_text in zip(keys, nbests, ctc_texts or []):
+                wer = word_error_rate(ctc_text, nbest[0][0])
+                flag = int(wer > args.ctc_disagreement_threshold)
+                writer["1best_recog"]["ctc_disagreement"][key] = f"{wer:.4f} {flag}"
+                if flag:
+                    logging.warning(f"{key}: LLM and CTC disagree (WER {wer:.2f}): {nbest[0][0]!r} vs {ctc_text!r}")
             seconds += audio_seconds(lengths, batch["speech"], fs)
             done += len(keys)
             if done >= next_log:
@@ -340,6 +382,12 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--normalize_length", type=str2bool, default=False, help="rank hypotheses by score / length")
     group.add_argument("--nbest", type=int, default=1)
     group.add_argument("--text_case", default="keep", choices=TEXT_CASES, help="upper: score against AN4")
+
+    group = parser.add_argument_group("Hallucination guards")
+    group.add_argument("--repeat_ngram", type=int, default=0, help="N of the repetition stop (0: off)")
+    group.add_argument("--repeat_max", type=int, default=2, help="end a hypothesis whose last N-gram occurs > this")
+    group.add_argument("--ctc_disagreement_threshold", type=float, default=0.5,
+                       help="flag utterances whose LLM 1-best has a WER above this against the CTC greedy output")
     return parser
 
 

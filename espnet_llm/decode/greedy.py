@@ -11,10 +11,12 @@ the loop also stops each row at its own length bound.
 """
 
 import math
-from typing import List, NamedTuple, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from transformers import DynamicCache
+
+from espnet_llm.decode.guards import repeats_too_often
 
 
 class GreedyResult(NamedTuple):
@@ -52,6 +54,7 @@ def greedy_search(
     max_lens: Sequence[int],
     eos: int,
     min_lens: Sequence[int] = None,
+    repeat_stop: Optional[Tuple[int, int]] = None,
 ) -> List[GreedyResult]:
     """Greedy continuation of each prefix until EOS or its bound.
 
@@ -61,6 +64,8 @@ def greedy_search(
         max_lens: per utterance, the most tokens to emit (EOS included).
         eos: the LM's end-of-sequence id.
         min_lens: per utterance, EOS is not chosen before this many tokens (default 0).
+        repeat_stop: (n, k): a row whose last n-gram occurs more than k times must end (EOS is forced, with its
+            log-prob), as `espnet_llm.decode.guards.RepetitionStop` does in the beam search.
     Returns:
         one `GreedyResult` per prefix, in order.
     """
@@ -83,6 +88,11 @@ def greedy_search(
         logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (Batch, Vocab)
         choice = logp.clone()
         choice[step < min_lens, eos] = float("-inf")
+        if repeat_stop is not None:
+            for i in torch.nonzero(running).view(-1).tolist():
+                if repeats_too_often(tokens[i], *repeat_stop):
+                    choice[i] = float("-inf")
+                    choice[i, eos] = 0.0
         token = choice.argmax(-1)  # (Batch,)
         for i in torch.nonzero(running).view(-1).tolist():
             scores[i] += float(logp[i, token[i]])

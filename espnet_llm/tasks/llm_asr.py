@@ -197,6 +197,9 @@ class LLMASRTask(AbsTask):
     @classmethod
     @typechecked
     def build_model(cls, args: argparse.Namespace) -> LLMPrefixASRModel:
+        unknown = sorted(set(args.llm_conf) - set(DEFAULT_LLM_CONF))
+        if unknown:  # a misspelt key would otherwise be ignored silently
+            raise ValueError(f"llm_conf: unknown key(s) {', '.join(unknown)} (known: {', '.join(DEFAULT_LLM_CONF)})")
         llm_conf = {**DEFAULT_LLM_CONF, **args.llm_conf}
         model_conf = {**DEFAULT_MODEL_CONF, **args.model_conf}
 

@@ -9,6 +9,7 @@ import yaml
 from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
 from espnet_llm.bin.llm_asr_inference import Speech2TextLLM, find_model_files, main
+from espnet_llm.decode.guards import word_error_rate
 from espnet_llm.tasks.llm_asr import LLMASRTask
 
 FEAT_DIM = 8
@@ -144,3 +145,43 @@ def test_too_long_utterance_is_named(exp_dir, tmp_path):
     with pytest.raises(SystemExit):
         main(["--exp_dir", str(exp_dir), "--data_path_and_name_and_type", f"{scp},speech,npy",
               "--output_dir", str(tmp_path / "out"), "--maxlen_offset", "500"])
+
+
+@pytest.mark.parametrize("extra", [["--batch_size", "2"], ["--beam_size", "2", "--ctc_weight", "0.3"]])
+def test_cli_writes_ctc_disagreement_and_stops_repetitions(exp_dir, tmp_path, extra):
+    utts = utterances(lengths=(60, 35, 90))
+    scp = write_npy_scp(tmp_path, utts)
+    out = tmp_path / "out"
+    main(["--exp_dir", str(exp_dir), "--data_path_and_name_and_type", f"{scp},speech,npy", "--output_dir", str(out),
+          "--repeat_ngram", "1", "--repeat_max", "2", "--ctc_disagreement_threshold", "0.3"] + extra)
+    text = read_kaldi(out / "1best_recog" / "text")
+    token_int = read_kaldi(out / "1best_recog" / "token_int")
+    rows = read_kaldi(out / "1best_recog" / "ctc_disagreement")
+    assert sorted(rows) == sorted(utts)
+    s2t = Speech2TextLLM.from_pretrained(exp_dir)
+    for key, feats in utts.items():
+        ids = [int(i) for i in token_int[key].split()]
+        assert all(ids.count(t) <= 3 for t in set(ids))  # a token may occur k + 1 = 3 times, then EOS is forced
+        enc, _ = s2t.encode(torch.from_numpy(feats))
+        ctc_text = s2t.ctc_text(enc)
+        wer, flag = rows[key].split()
+        assert float(wer) == pytest.approx(word_error_rate(ctc_text, text[key]), abs=1e-4)
+        assert flag == str(int(float(wer) > 0.3))
+
+
+@pytest.mark.parametrize("name, beam, ctc", [("greedy", 1, 0.0), ("beam10_ctc0.3", 10, 0.3)])
+def test_an4_decode_configs_parse(name, beam, ctc):
+    from pathlib import Path
+
+    from espnet_llm.bin.llm_asr_inference import get_parser
+
+    conf = Path(__file__).parents[2] / "egs" / "an4" / "asr1" / "conf" / f"decode_llm_{name}.yaml"
+    args = get_parser().parse_args(["--config", str(conf), "--output_dir", "o",
+                                    "--data_path_and_name_and_type", "a,speech,kaldi_ark"])
+    assert (args.beam_size, args.ctc_weight, args.text_case, args.repeat_ngram) == (beam, ctc, "upper", 2)
+
+
+def test_ctc_caps_the_length_bound(exp_dir):
+    """CTC cannot emit more labels than encoder frames (and ESPnet's CTC prefix scorer fails beyond them)."""
+    assert Speech2TextLLM.from_pretrained(exp_dir).length_bounds(14)[0] == 17
+    assert Speech2TextLLM.from_pretrained(exp_dir, beam_size=2, ctc_weight=0.3).length_bounds(14)[0] == 14

