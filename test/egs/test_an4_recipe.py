@@ -1,0 +1,63 @@
+"""The whole AN4 recipe, stages 1-13, on a tiny configuration: 30 utterances a set, a 1-block conformer AM,
+a tiny Llama (built from a config) as the LLM, 1 epoch each, every decoding mode (ESPnet beam search, three
+AM + LLM fusions, the speech LLM with greedy search) and sclite scoring into RESULTS.md.
+
+It checks that every stage runs and hands the right files to the next, not that the tiny models recognise
+anything. The recipe is copied into tmp_path, so the real egs/an4/asr1 outputs are never touched.
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+AN4 = Path(__file__).resolve().parents[3] / "shared" / "data" / "an4"
+FUSION = "conf/decode_asr_fusion_delayed.yaml conf/decode_asr_rescore_nbest10.yaml conf/decode_asr_fusion_labelwise.yaml"
+
+
+@pytest.mark.skipif(not (AN4 / "etc").is_dir(), reason=f"AN4 not found at {AN4}")
+def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
+    args = [
+        "--subset", "30", "--test_sets", "test", "--nj", "2", "--inference_nj", "2", "--nthreads", "1",
+        "--asr_config", "conf/tuning/train_asr_tiny.yaml", "--asr_inference_config", "conf/decode_asr_tiny.yaml",
+        "--fusion_inference_configs", FUSION, "--text_llm_args", "--max_steps 2 --batch_size 4",
+        "--llm", str(tiny_llm_dir), "--llm_name", "tiny", "--llm_init_encoder", "false",
+        "--llm_asr_config", "conf/tuning/train_llm_asr_tiny.yaml", "--llm_inference_config", "conf/decode_llm_greedy.yaml",
+    ]
+    env = dict(os.environ, AN4_ROOT=str(AN4))
+    result = subprocess.run([str(recipe / "run.sh"), *args], cwd=recipe, capture_output=True, text=True,
+                            timeout=1800, env=env, check=False)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    for stage in range(1, 14):
+        assert f"Stage {stage}:" in result.stdout, f"stage {stage} did not run"
+
+    assert len((recipe / "data/train_sub30/text").read_text().splitlines()) == 30
+    assert len((recipe / "data/train_sub30_sp/text").read_text().splitlines()) == 90
+    assert (recipe / "exp/asr_stats_fbank/train/feats_stats.npz").is_file()
+    assert (recipe / "exp/asr_tiny/valid.acc.ave.pth").is_file()
+    assert (recipe / "exp/llm/tiny").is_symlink()
+    assert (recipe / "exp/llm_asr_tiny/valid.acc.ave.pth").is_file()
+
+    decodes = sorted(p.parent.parent.name for p in recipe.glob("exp/*/decode_*/test_sub30/text"))
+    assert decodes == ["decode_asr_fusion_delayed_valid.acc.ave", "decode_asr_fusion_labelwise_valid.acc.ave",
+                       "decode_asr_rescore_nbest10_valid.acc.ave", "decode_asr_tiny_valid.acc.ave",
+                       "decode_llm_greedy_valid.acc.ave"]
+    for text in recipe.glob("exp/*/decode_*/test_sub30/text"):
+        ids = [line.split(maxsplit=1)[0] for line in text.read_text().splitlines()]
+        assert len(ids) == 30 and ids == sorted(ids), text
+        result_json = json.loads((text.parent / "score_wer" / "result.json").read_text())
+        assert result_json["Snt"] == 30 and result_json["Wrd"] > 30
+        assert "Sum/Avg" in (text.parent / "score_cer" / "result.txt").read_text()
+    llm_decode = recipe / "exp/llm_asr_tiny/decode_llm_greedy_valid.acc.ave/test_sub30"
+    assert len((llm_decode / "ctc_disagreement").read_text().splitlines()) == 30
+
+    results = (recipe / "RESULTS.md").read_text()
+    assert "exp/llm_asr_tiny/decode_llm_greedy_valid.acc.ave" in results
+    assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in results.replace(" ", "")
+
+    # A rerun of finished stages redoes them cleanly (features and splits are skipped, not corrupted).
+    rerun = subprocess.run([str(recipe / "run.sh"), *args, "--stage", "3", "--stop_stage", "4"], cwd=recipe,
+                           capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
