@@ -91,7 +91,7 @@ asr_exp=${expdir}/asr_${asr_tag}
 llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
 stats_dir=${expdir}/asr_stats_fbank
 if [ "${subset}" -gt 0 ]; then
-  train_sets_base="${train_set}"; suffix=_sub${subset}
+  subset_sets=$(echo "${train_set} ${valid_set} ${test_sets}" | tr ' ' '\n' | sort -u); suffix=_sub${subset}
   train_set=${train_set}${suffix}; valid_set=${valid_set}${suffix}
   test_sets=$(for s in ${test_sets}; do printf '%s ' "${s}${suffix}"; done)
 fi
@@ -107,9 +107,8 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   # shellcheck disable=SC2086
   local/data.sh ${local_data_opts}
   if [ "${subset}" -gt 0 ]; then
-    for s in ${train_sets_base:-train} ${valid_set%"${suffix}"} ${test_sets}; do
-      s=${s%"${suffix}"}
-      utils/subset_data_dir.sh --first "${subset}" "data/${s}" "data/${s}${suffix}"
+    for s in ${subset_sets}; do
+      utils/subset_data_dir.sh --first "data/${s}" "${subset}" "data/${s}${suffix}"
     done
   fi
 fi

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Decoding cost per mode: real-time factor, ratio to ESPnet's own beam search on the baseline AM, cost floor, memory.
+
+Usage:
+    # AN4 test set (130 utterances): speech LLM (conformer input) vs the conformer AM, with both fusion LLMs
+    cd egs/an4/asr1 && OMP_NUM_THREADS=2 python ../../../bench/bench_decode.py \
+        --exp_dir exp/llm_asr_lora_stride80 --am_exp_dir exp/asr_conformer \
+        --data dump/fbank/test/feats.scp,speech,kaldi_ark --text data/test/text \
+        --fusion_llm exp/llm_text_an4 --labelwise_llm exp/llm_text_an4_bpe30 --threads 2
+    # Whisper-input speech LLM: its own raw-audio input, the AM keeps the fbank features
+    python ../../../bench/bench_decode.py --exp_dir exp/llm_asr_whisper_lora --llm_data data/test/wav.scp,speech,sound \
+        --am_exp_dir exp/asr_conformer --data dump/fbank/test/feats.scp,speech,kaldi_ark --text data/test/text \
+        --num_utts 40 --device cuda
+    # end-to-end on tiny random models (seconds; what test/bench/test_bench_smoke.py runs)
+    python bench/bench_decode.py --smoke
+
+Modes (each over the same utterances, one at a time, after one warm-up utterance):
+    am_beam               ESPnet's Speech2Text on the AM (beam --beam_size, CTC weight --am_ctc_weight): the reference
+    am_fusion_labelwise   + the LLM on the AM's units (--labelwise_llm), label-wise shallow fusion
+    am_fusion_delayed     + the LLM with its own tokenizer (--fusion_llm), scores at word boundaries
+    am_rescore            the AM's n-best rescored by --fusion_llm
+    llm_greedy            the speech LLM, greedy search
+    llm_beam              the speech LLM, ESPnet beam search with the KV-cache LLM scorer
+    llm_beam_ctc          + joint CTC prefix scores (--ctc_weight; only for a model with a CTC head)
+
+Columns: RTF = decoding wall time / audio duration; xAM = RTF / RTF of am_beam; floor = decoding time / time of one
+teacher-forced forward of the same model over the same utterances and 1-best hypotheses (the LLM forward for the
+speech LLM; AM forward, plus the fusion LLM's forward over the hypothesis text, for the AM modes): how far the
+search is from the cost of scoring its own answer once; peak RSS (sampled) and, on CUDA, peak GPU memory.
+"""
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from espnet2.utils.types import str2triple_str
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PeakMemory, setup, table, timed  # noqa: E402
+
+from espnet_llm.bin.llm_asr_inference import Speech2TextLLM, audio_seconds, find_model_files  # noqa: E402
+from espnet_llm.tasks.llm_asr import LLMASRTask  # noqa: E402
+
+
+def load_utterances(spec, num_utts: int):
+    """[(key, speech tensor)] of the first num_utts utterances of an ESPnet data spec (any type: sound, kaldi_ark)."""
+    loader = LLMASRTask.build_streaming_iterator(
+        [spec], dtype="float32", batch_size=1, num_workers=0, preprocess_fn=None,
+        collate_fn=LLMASRTask.build_collate_fn(argparse.Namespace(), False), inference=True,
+    )
+    out = []
+    for keys, batch in loader:
+        out.append((keys[0], batch["speech"][0]))
+        if len(out) >= num_utts:
+            break
+    return out
+
+
+def seconds_of(speech: torch.Tensor, fs: int = 16000) -> float:
+    return audio_seconds(torch.tensor([speech.shape[0]]), speech[None], fs)
+
+
+def run_mode(name, decode, forward, utterances, device):
+    """Decode every utterance (after a warm-up), then one teacher-forced forward per 1-best; returns the row dict."""
+    decode(utterances[0][1])
+    with PeakMemory(device) as memory:
+        hyps, wall = timed(lambda: [decode(speech) for _, speech in utterances], device)
+    _, floor = timed(lambda: [forward(speech, hyp) for (_, speech), hyp in zip(utterances, hyps)], device)
+    audio = sum(seconds_of(s) for _, s in utterances)
+    return dict(mode=name, utts=len(utterances), audio_s=audio, wall_s=wall, rtf=wall / audio,
+                floor=wall / max(floor, 1e-9), rss=memory.rss_gib, gpu=memory.gpu_gib)
+
+
+def llm_modes(args, utterances, device):
+    config, model_file = find_model_files(args.exp_dir)
+    greedy = Speech2TextLLM.from_pretrained(asr_train_config=config, asr_model_file=model_file, device=device,
+                                            maxlenratio=args.maxlenratio)
+    model, tokenizer = greedy.model, greedy.tokenizer
+
+    @torch.no_grad()
+    def forward(speech, hyp):
+        ids = torch.tensor([hyp[1]], dtype=torch.long, device=device)
+        speech = speech[None].to(device)
+        model(speech, torch.tensor([speech.shape[1]], device=device), ids, torch.tensor([ids.shape[1]], device=device))
+
+    searches = [("llm_greedy", greedy), ("llm_beam", Speech2TextLLM(model, tokenizer, beam_size=args.beam_size,
+                                                                    maxlenratio=args.maxlenratio, device=device))]
+    if getattr(model, "ctc", None) is not None and args.ctc_weight > 0:
+        searches.append(("llm_beam_ctc", Speech2TextLLM(model, tokenizer, beam_size=args.beam_size,
+                                                        ctc_weight=args.ctc_weight, maxlenratio=args.maxlenratio,
+                                                        device=device)))
+    return [run_mode(name, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device) for name, s2t in searches]
+
+
+def am_modes(args, utterances, device):
+    from espnet_llm.bin.asr_fusion_inference import Speech2TextFusion, load_fusion_llm
+
+    config, model_file = find_model_files(args.am_exp_dir)
+    common = dict(beam_size=args.beam_size, ctc_weight=args.am_ctc_weight, maxlenratio=args.am_maxlenratio,
+                  device=device)
+    modes = [("am_beam", dict(fusion="none"), None)]
+    if args.labelwise_llm:
+        modes.append(("am_fusion_labelwise", dict(fusion="labelwise", llm=args.labelwise_llm), args.labelwise_llm))
+    if args.fusion_llm:
+        modes.append(("am_fusion_delayed", dict(fusion="delayed", llm=args.fusion_llm), args.fusion_llm))
+        modes.append(("am_rescore", dict(fusion="rescore", llm=args.fusion_llm,
+                                         nbest_rescore=min(10, args.beam_size)), args.fusion_llm))
+    rows = []
+    for name, fusion_kwargs, llm_dir in modes:
+        s2t = Speech2TextFusion.build(config, model_file, lm_weight=args.lm_weight, **fusion_kwargs, **common)
+        am = s2t.s2t.asr_model
+        llm, tokenizer = load_fusion_llm(llm_dir, device) if llm_dir else (None, None)
+
+        @torch.no_grad()
+        def forward(speech, hyp, am=am, llm=llm, tokenizer=tokenizer):
+            ids = [i for i in hyp[2] if i not in (0, am.sos, am.eos)] or [1]  # an empty 1-best: one <unk>
+            speech = speech[None].to(device)
+            text = torch.tensor([ids], device=device)
+            am(speech, torch.tensor([speech.shape[1]], device=device), text, torch.tensor([len(ids)], device=device))
+            if llm is not None:
+                units = tokenizer(hyp[0].lower(), add_special_tokens=False)["input_ids"] if tokenizer else ids
+                bos = llm.config.bos_token_id if llm.config.bos_token_id is not None else llm.config.eos_token_id
+                llm(input_ids=torch.tensor([[bos, *units]], device=device))
+
+        rows.append(run_mode(name, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device))
+    return rows
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp_dir", type=Path, help="speech LLM exp dir")
+    parser.add_argument("--am_exp_dir", type=Path, help="baseline ESPnet ASR exp dir (the reference)")
+    parser.add_argument("--data", type=str2triple_str, help="features of the AM, e.g. dump/fbank/test/feats.scp,speech,kaldi_ark")
+    parser.add_argument("--llm_data", type=str2triple_str, default=None, help="speech LLM input (default: --data)")
+    parser.add_argument("--text", type=Path, help="Kaldi text of the set (only to check the ids)")
+    parser.add_argument("--num_utts", type=int, default=1000000, help="first N utterances of the set")
+    parser.add_argument("--fusion_llm", default=None, help="text LLM with its tokenizer (delayed fusion, rescoring)")
+    parser.add_argument("--labelwise_llm", default=None, help="text LLM on the AM's units (label-wise fusion)")
+    parser.add_argument("--beam_size", type=int, default=10)
+    parser.add_argument("--ctc_weight", type=float, default=0.3, help="speech LLM joint CTC weight")
+    parser.add_argument("--am_ctc_weight", type=float, default=0.3)
+    parser.add_argument("--lm_weight", type=float, default=0.3)
+    parser.add_argument("--maxlenratio", type=float, default=0.5, help="speech LLM length bound (tokens / frame)")
+    parser.add_argument("--am_maxlenratio", type=float, default=0.0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="tiny random models in a temporary dir")
+    parser.add_argument("--verbose", action="store_true", help="keep the decoders' log (warnings and info)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    device = setup(args.device, args.threads)
+    if not args.verbose:
+        logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.smoke:
+            from smoke_models import build
+
+            tiny = build(Path(tmp))
+            args.exp_dir, args.am_exp_dir = tiny["llm_exp"], tiny["am_exp"]
+            args.data = (str(tiny["feats"]), "speech", "kaldi_ark")
+            args.fusion_llm, args.labelwise_llm = str(tiny["llm"]), str(tiny["unit_llm"])
+            args.beam_size, args.num_utts, args.am_maxlenratio = 3, min(args.num_utts, 3), 0.3
+        if args.exp_dir is None or args.am_exp_dir is None or args.data is None:
+            sys.exit("bench_decode: give --exp_dir, --am_exp_dir and --data (or --smoke)")
+        start = time.perf_counter()
+        am_utts = load_utterances(args.data, args.num_utts)
+        llm_utts = load_utterances(args.llm_data, args.num_utts) if args.llm_data else am_utts
+        if [k for k, _ in am_utts] != [k for k, _ in llm_utts]:
+            sys.exit("bench_decode: --data and --llm_data list different utterances")
+        rows = am_modes(args, am_utts, device) + llm_modes(args, llm_utts, device)
+    reference = rows[0]["rtf"]
+    print(f"# bench_decode: {len(am_utts)} utterances, {rows[0]['audio_s']:.1f} s of audio, device {device}, "
+          f"{args.threads} threads, beam {args.beam_size} ({time.perf_counter() - start:.0f} s in all)")
+    print(table(["mode", "utts", "audio s", "wall s", "RTF", "xAM", "floor", "peak RSS GiB", "peak GPU GiB"],
+                [[r["mode"], r["utts"], r["audio_s"], r["wall_s"], r["rtf"], r["rtf"] / reference, r["floor"],
+                  r["rss"], r["gpu"]] for r in rows]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

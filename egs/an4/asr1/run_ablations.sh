@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Ablation grid of the speech LLM on AN4: one command trains, decodes and scores every system of the chosen
+# studies through ./run.sh (stage 9, then stages 11-12, then 13), and writes one table per study into the
+# `## Ablations` section of RESULTS.md (espnet_llm.bin.ablation_table).
+#
+#   ./run_ablations.sh --budget small                      # Whisper tiny.en encoder, 2 epochs, test set only (CPU)
+#   ./run_ablations.sh --budget full --studies "stride tuning"   # conformer encoder from the AM, GPU, test + dev
+#   ./run_ablations.sh --budget small --dry_run true        # write the configs and the manifest, print the commands
+#
+# Studies (each varies one thing of the base config; the base system is trained once and shared):
+#   stride     projector_conf.stride_ms 80 (base) / 160 / 320 / 640 / 960
+#   tuning     LLM frozen / LoRA r8 (base) / LoRA r32 / full fine-tuning (lr 2e-4)
+#   mask       model_conf.text_mask_prob 0 (base) / 0.1 / 0.25
+#   projector  stack_linear (base) / stack_mlp / conv
+#   prompt     none (base) / a short instruction
+#   decode     the base model decoded greedy (base) / beam 10 / beam 10 length-normalised / beam 10 + CTC 0.3 / 0.5
+# Configs are generated from the base with espnet_llm.bin.config_overlay into ${outdir}/conf/; systems go to
+# exp/llm_asr_abl_<study>_<variant> (exp/llm_asr_abl_base for the base). A system already trained (its model file
+# exists) or scored (score_wer/result.json) is not redone, so a stopped grid continues where it stopped.
+# Needs stages 1-4 and 7 of ./run.sh (data, features, Whisper and LLM); --budget full also the AM (stages 5-6).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+log() {
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) $*"
+}
+
+budget=small            # small: Whisper encoder, raw audio, few epochs, test set (a few CPU hours); full: GPU
+studies="stride tuning mask projector prompt decode"  # studies to run, in this order
+base_config=""          # training YAML the grid varies; default: whisper_lora (small) or lora_stride80 (full)
+max_epoch=""            # epochs of every training; default: 2 (small), the base config's (full)
+test_sets=""            # sets to decode; default: test (small), "test dev" (full)
+ngpu=""                 # GPUs for training; default: 0 (small), 1 (full)
+decode_base_config=conf/decode_llm_greedy.yaml  # decoding YAML the decode study varies (greedy: the base)
+run_args=""             # extra options for every ./run.sh call, e.g. "--nthreads 1 --llm /path/to/Qwen2-0.5B"
+outdir=exp/ablations    # generated configs and the manifest
+expdir=exp              # where run.sh puts experiments (its --expdir)
+results=RESULTS.md      # the file that gets the ## Ablations section
+dry_run=false           # true: generate configs and the manifest, print the run.sh commands, run nothing
+python=python3          # python of the environment (path.sh activates tools/venv)
+
+help_message="Usage: $0 [--budget small|full] [--studies \"stride tuning ...\"] [options]"
+grid_command=$(printf '%q ' "./${0##*/}" "$@")
+# shellcheck disable=SC1091
+. utils/parse_options.sh
+# shellcheck disable=SC1091
+. ./path.sh
+
+case ${budget} in
+  small) base_config=${base_config:-conf/tuning/train_llm_asr_whisper_lora.yaml}; max_epoch=${max_epoch:-2}
+         test_sets=${test_sets:-test}; ngpu=${ngpu:-0}
+         budget_opts=(--llm_input raw --llm_init_encoder false) ;;
+  full)  base_config=${base_config:-conf/tuning/train_llm_asr_lora_stride80.yaml}
+         test_sets=${test_sets:-test dev}; ngpu=${ngpu:-1}
+         budget_opts=(--llm_input fbank --llm_init_encoder true) ;;
+  *) log "Error: --budget ${budget}: small or full"; exit 2 ;;
+esac
+# shellcheck disable=SC2206
+common_opts=("${budget_opts[@]}" --ngpu "${ngpu}" --expdir "${expdir}" --llm_test_sets "${test_sets}" ${run_args})
+model=valid.acc.ave.pth
+
+variants() {  # <study>: lines "<variant>|<key=yaml>|..."; an empty change list is the base system
+  case $1 in
+    stride)    echo "stride80"; for s in 160 320 640 960; do echo "stride${s}|projector_conf.stride_ms=${s}"; done ;;
+    tuning)    echo "frozen|llm_conf.tuning=frozen"; echo "lora_r8"
+               echo "lora_r32|llm_conf.lora.r=32|llm_conf.lora.alpha=64"
+               echo "full_lr2e-4|llm_conf.tuning=full|optim_conf.lr=0.0002" ;;
+    mask)      echo "mask0"; echo "mask0.1|model_conf.text_mask_prob=0.1"; echo "mask0.25|model_conf.text_mask_prob=0.25" ;;
+    projector) echo "linear"; echo "mlp|projector=stack_mlp"; echo "conv|projector=conv" ;;
+    prompt)    echo "none"; echo "instruction|model_conf.prompt=\"Transcribe the speech.\"" ;;
+    decode)    echo "greedy"; echo "beam10|beam_size=10"; echo "beam10_lennorm|beam_size=10|normalize_length=true"
+               echo "beam10_ctc0.3|beam_size=10|ctc_weight=0.3"; echo "beam10_ctc0.5|beam_size=10|ctc_weight=0.5" ;;
+    *) log "Error: unknown study '$1' (stride tuning mask projector prompt decode)"; exit 2 ;;
+  esac
+}
+
+overlay() {  # <base yaml> <out yaml> <key=yaml>...: write the base with the changes
+  local base=$1 out=$2 change; shift 2
+  local opts=()
+  for change in "$@"; do opts+=(--set "${change}"); done
+  ${python} -m espnet_llm.bin.config_overlay --base "${base}" "${opts[@]}" --out "${out}" > /dev/null
+}
+
+run() {  # ./run.sh <options>, or only print it with --dry_run true
+  log "./run.sh $*"
+  "${dry_run}" || ./run.sh "$@"
+}
+
+mkdir -p "${outdir}/conf"
+manifest=${outdir}/manifest.tsv
+[ -f "${manifest}" ] || printf 'study\tsystem\texp_dir\tdecode_dir\ttest_set\tcommand\n' > "${manifest}"
+echo "# grid: ${grid_command% }" >> "${manifest}"
+greedy_conf=${outdir}/conf/decode_llm_abl_greedy.yaml
+overlay "${decode_base_config}" "${greedy_conf}"
+epoch_opts=(); [ -n "${max_epoch}" ] && epoch_opts=("max_epoch=${max_epoch}")
+
+for study in ${studies}; do
+  while IFS='|' read -r -a spec; do
+    variant=${spec[0]}; changes=("${spec[@]:1}")
+    if [ "${study}" = decode ] || [ ${#changes[@]} -eq 0 ]; then tag=abl_base; else tag=abl_${study}_${variant}; fi
+    train_conf=${outdir}/conf/train_llm_asr_${tag}.yaml
+    decode_conf=${greedy_conf}
+    if [ "${study}" = decode ]; then
+      overlay "${base_config}" "${train_conf}" "${epoch_opts[@]}"
+      decode_conf=${outdir}/conf/decode_llm_abl_${variant}.yaml
+      overlay "${decode_base_config}" "${decode_conf}" "${changes[@]}"
+    else
+      overlay "${base_config}" "${train_conf}" "${changes[@]}" "${epoch_opts[@]}"
+    fi
+    exp=${expdir}/llm_asr_${tag}
+    decode_dir=${exp}/decode_$(basename "${decode_conf}" .yaml | sed 's/^decode_//')_$(basename "${model}" .pth)
+    train=(--stage 9 --stop_stage 9 --llm_asr_config "${train_conf}" --llm_asr_tag "${tag}" "${common_opts[@]}")
+    decode=(--stage 11 --stop_stage 12 --llm_asr_config "${train_conf}" --llm_asr_tag "${tag}"
+            --llm_inference_config "${decode_conf}" "${common_opts[@]}")
+    command="$(printf '%q ' ./run.sh "${train[@]}")&& $(printf '%q ' ./run.sh "${decode[@]}")"
+    for dset in ${test_sets}; do
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "${study}" "${variant}" "${exp}" "${decode_dir}" "${dset}" "${command% }" >> "${manifest}"
+    done
+    log "${study}/${variant}: ${train_conf} -> ${exp}, ${decode_conf} -> ${decode_dir}"
+    if [ -e "${exp}/${model}" ]; then log "${exp}/${model} exists: not training again"; else run "${train[@]}"; fi
+    scored=true
+    for dset in ${test_sets}; do [ -f "${decode_dir}/${dset}/score_wer/result.json" ] || scored=false; done
+    if "${scored}"; then log "${decode_dir} is scored: not decoding again"; else run "${decode[@]}"; fi
+  done < <(variants "${study}")
+done
+
+run --stage 13 --stop_stage 13 --expdir "${expdir}" --results "${results}"
+if "${dry_run}"; then
+  ${python} -m espnet_llm.bin.ablation_table --manifest "${manifest}" --out -
+else
+  ${python} -m espnet_llm.bin.ablation_table --manifest "${manifest}" --out "${results}"
+fi
+log "Successfully finished the ablation grid (${budget}: ${studies}); tables in ${results}"
