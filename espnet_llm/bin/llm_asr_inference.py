@@ -17,7 +17,7 @@ Usage:
 
     # from Python
     from espnet_llm.bin.llm_asr_inference import Speech2TextLLM
-    speech2text = Speech2TextLLM.from_pretrained("exp/llm_asr_x", beam_size=4)
+    speech2text = Speech2TextLLM.from_pretrained(exp_dir="egs/an4/asr1/exp/llm_asr_x", beam_size=4)
     text, token_ids, score = speech2text(feats)[0]
 
 Writes Kaldi-style `{output_dir}/1best_recog/{text,token,token_int,score}` (and `2best_recog/...` with --nbest).
