@@ -8,6 +8,7 @@ Usage:
     python -m espnet_llm.bin.data_prep --corpus librispeech_100 --root /data/LibriSpeech --out_dir data
     python -m espnet_llm.bin.data_prep --corpus mls_german --root /data/mls --out_dir data
     python -m espnet_llm.bin.data_prep --corpus mls --root /data/mls --out_dir data
+    python -m espnet_llm.bin.data_prep --corpus librivox --root ../../../../shared/data/librivox-clips --out_dir data
 
 Writes `<out_dir>/{train,dev,test}/` for AN4 (dev = whole speakers held out of train, ~n_dev utts).
 LibriSpeech: `train_960` (librispeech only), `train_clean_100`, `dev` (= dev_clean + dev_other), `dev_clean`,
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 from espnet_llm import datadir
-from espnet_llm.corpora import an4, librispeech, mls, write_datadir
+from espnet_llm.corpora import an4, librivox, librispeech, mls, write_datadir
 
 
 def prepare_an4(root: Path, out_dir: Path, n_dev: int) -> None:
@@ -58,7 +59,15 @@ def prepare_mls(langs):
     return lambda root, out_dir, n_dev: mls.prepare(root, out_dir, langs)
 
 
-CORPORA = {"an4": prepare_an4}
+def prepare_librivox(root: Path, out_dir: Path, n_dev: int) -> None:
+    """The LibriVox clips as one test-only set `<out_dir>/librivox` (n_dev is unused)."""
+    rows = librivox.read_clips(root)
+    write_datadir(out_dir / "librivox", wav_scp={u: p for u, _, p, _ in rows},
+                  text={u: w for u, _, _, w in rows}, utt2spk={u: s for u, s, _, _ in rows})
+    logging.info("%s: %d utterances", out_dir / "librivox", len(rows))
+
+
+CORPORA = {"an4": prepare_an4, "librivox": prepare_librivox}
 CORPORA["librispeech"] = prepare_librispeech("train_960")
 CORPORA["librispeech_100"] = prepare_librispeech("train_clean_100")
 CORPORA["mls"] = prepare_mls(mls.LANGUAGES)

@@ -210,6 +210,9 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
   _tag=decode_$(basename "${_conf}" .yaml | sed 's/^decode_//')_$(basename "${_model}" .pth)
   for dset in ${_sets}; do
     _dir=${_exp}/${_tag}/${dset}
+    if [ -f "${_dir}/text" ] && [ "${_dir}/text" -nt "${_exp}/${_model}" ] && [ "$(wc -l < "${_dir}/text")" = "$(wc -l < "data/${dset}/text")" ]; then
+      log "Stage $1: ${_dir}/text is complete and newer than the model: skipping (delete it to decode again)"; continue
+    fi
     log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
     mkdir -p "${_dir}/logdir"; echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
     utils/split_data.sh "data/${dset}" "${inference_nj}"

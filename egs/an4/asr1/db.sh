@@ -1,3 +1,5 @@
 # shellcheck shell=bash
 # Where the corpora are. AN4 defaults to the shared copy beside the checkout.
 AN4_ROOT=${AN4_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../../../shared/data/an4}
+# The LibriVox clips: an out-of-domain decoding check (data/librivox), prepared when present.
+LIBRIVOX_ROOT=${LIBRIVOX_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../../../shared/data/librivox-clips}

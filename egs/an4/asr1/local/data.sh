@@ -23,3 +23,6 @@ if [ ! -d "${AN4_ROOT}/etc" ]; then
   AN4_ROOT=$(pwd)/downloads/an4   # SPHERE audio: soundfile (libsndfile) reads it
 fi
 python -m espnet_llm.bin.data_prep --corpus an4 --root "${AN4_ROOT}" --out_dir data --n_dev "${n_dev}"
+if [ -d "${LIBRIVOX_ROOT}/librivox" ]; then
+  python -m espnet_llm.bin.data_prep --corpus librivox --root "${LIBRIVOX_ROOT}" --out_dir data
+fi
