@@ -33,6 +33,9 @@ def peak_rss_gib() -> float:
 def record_run(output_dir: str | os.PathLike, prefix: str, **fields) -> Iterator[None]:
     """Add this run's wall seconds to `<prefix>_wall_s` (summed over resumed runs), keep the max peak RSS."""
     start = time.time()
+    if int(os.environ.get("RANK", "0")) != 0:  # one writer under DDP (torchrun sets RANK)
+        yield
+        return
     try:
         yield
     finally:

@@ -28,11 +28,11 @@ from espnet_llm.runinfo import record_run
 
 def main(cmd=None) -> None:
     args = ASRTask.get_parser().parse_args(cmd if cmd is not None else sys.argv[1:])
-    if args.collect_stats:
+    if args.collect_stats or args.print_config or args.output_dir is None:
         ASRTask.main(args=args)
         return
     with record_run(args.output_dir, "train", encoder=args.encoder, decoder=args.decoder,
-                    ctc_weight=args.model_conf.get("ctc_weight"), max_epoch=args.max_epoch):
+                    ctc_weight=(args.model_conf or {}).get("ctc_weight"), max_epoch=args.max_epoch):
         ASRTask.main(args=args)
 
 

@@ -24,13 +24,24 @@ Usage:
         --output_dir exp/llm_asr_lora_stride80 --ngpu 0 --resume true
 
 This is `espnet_llm.tasks.llm_asr.LLMASRTask.main`: options, checkpoints, resume, model averaging and DDP are
-ESPnet's. Checkpoints hold everything but the frozen LLM weights, which are reloaded from llm_conf.name_or_path.
+ESPnet's; the run's wall time and peak memory go to `<output_dir>/meta.json`. Checkpoints hold everything but the frozen LLM weights, which are reloaded from llm_conf.name_or_path.
 """
+import sys
+
+from espnet_llm.runinfo import record_run
 from espnet_llm.tasks.llm_asr import LLMASRTask
 
 
 def main(cmd=None) -> None:
-    LLMASRTask.main(cmd=cmd)
+    args = LLMASRTask.get_parser().parse_args(cmd if cmd is not None else sys.argv[1:])
+    if args.collect_stats or args.print_config or args.output_dir is None:
+        LLMASRTask.main(args=args)
+        return
+    with record_run(args.output_dir, "train", encoder=args.encoder, projector=args.projector,
+                    llm_tuning=(args.llm_conf or {}).get("tuning"),
+                    stride_ms=(args.projector_conf or {}).get("stride_ms"),
+                    max_epoch=args.max_epoch):
+        LLMASRTask.main(args=args)
 
 
 if __name__ == "__main__":
