@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from espnet_llm import trainlog
 from espnet_llm.scoring import SCORE_KEYS, read_result
 
 MARKER = "<!-- generated below -->"
@@ -64,6 +65,13 @@ def _read_meta(directory: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def _training_summary(exp_dir: Path) -> dict:
+    """Epochs trained and minutes spent in them (train + valid), from ESPnet's `Nepoch results` log lines."""
+    epochs = trainlog.read_epoch_results(exp_dir)
+    seconds = sum(float(s.get("time", 0.0)) for stats in epochs.values() for s in stats.values())
+    return {"epochs": len(epochs), "train_time_min": round(seconds / 60, 1)} if epochs else {}
+
+
 def collect_systems(exp_dir_patterns: Sequence[str]) -> List[System]:
     """Systems with at least one scored test set, sorted by exp dir then decode dir."""
     exp_dirs = sorted({Path(p) for pattern in exp_dir_patterns for p in (glob.glob(pattern) or [pattern])})
@@ -84,7 +92,10 @@ def collect_systems(exp_dir_patterns: Sequence[str]) -> List[System]:
                 command = _read_command(directory, names)
                 if command:
                     system.commands[role] = command
-            system.meta = {**_read_meta(exp_dir), **_read_meta(decode_dir)}
+            system.meta = {**_training_summary(exp_dir), **_read_meta(exp_dir), **_read_meta(decode_dir)}
+            # A resumed run's meta.json counts only the invocations that ended cleanly; the epoch times in
+            # the ESPnet logs cover them all, so they are what the report gives as the training time.
+            system.meta.pop("train_wall_s", None)
             systems.append(system)
     return systems
 

@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import time
 from pathlib import Path
 from typing import Iterator
@@ -29,6 +30,10 @@ def peak_rss_gib() -> float:
     return max(own, kids) / 2**20
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 @contextlib.contextmanager
 def record_run(output_dir: str | os.PathLike, prefix: str, **fields) -> Iterator[None]:
     """Add this run's wall seconds to `<prefix>_wall_s` (summed over resumed runs), keep the max peak RSS."""
@@ -36,9 +41,11 @@ def record_run(output_dir: str | os.PathLike, prefix: str, **fields) -> Iterator
     if int(os.environ.get("RANK", "0")) != 0:  # one writer under DDP (torchrun sets RANK)
         yield
         return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a killed (then resumed) run still counts
     try:
         yield
     finally:
+        signal.signal(signal.SIGTERM, previous)
         path = Path(output_dir) / "meta.json"
         old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         update_meta(
