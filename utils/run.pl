@@ -70,6 +70,9 @@ sub substituted {
 sub now { return strftime('%a %b %e %H:%M:%S %Z %Y', localtime) }
 
 sub cpu_count {
+    # GNU nproc answers OMP_NUM_THREADS when it is set (path.sh sets it to 1 per job): ask without it.
+    local $ENV{OMP_NUM_THREADS};
+    delete $ENV{OMP_NUM_THREADS};
     my $n = `nproc 2>/dev/null` // '';
     chomp $n;
     return $n =~ /^[1-9]\d*$/ ? $n : 1;

@@ -19,13 +19,13 @@ FUSION = "conf/decode_asr_fusion_delayed.yaml conf/decode_asr_rescore_nbest10.ya
 @pytest.mark.skipif(not (AN4 / "etc").is_dir(), reason=f"AN4 not found at {AN4}")
 def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     args = [
-        "--subset", "30", "--test_sets", "test", "--nj", "2", "--inference_nj", "2", "--nthreads", "1",
+        "--subset", "30", "--test_sets", "test", "--llm_test_sets", "test librivox", "--llm_input", "fbank", "--nj", "2", "--inference_nj", "2", "--nthreads", "1",
         "--asr_config", "conf/tuning/train_asr_tiny.yaml", "--asr_inference_config", "conf/decode_asr_tiny.yaml",
         "--fusion_inference_configs", FUSION, "--text_llm_args", "--max_steps 2 --batch_size 4",
         "--llm", str(tiny_llm_dir), "--llm_name", "tiny", "--llm_init_encoder", "false",
         "--llm_asr_config", "conf/tuning/train_llm_asr_tiny.yaml", "--llm_inference_config", "conf/decode_llm_greedy.yaml",
     ]
-    env = dict(os.environ, AN4_ROOT=str(AN4))
+    env = dict(os.environ, AN4_ROOT=str(AN4), LIBRIVOX_ROOT=str(AN4.parent / "librivox-clips"))
     result = subprocess.run([str(recipe / "run.sh"), *args], cwd=recipe, capture_output=True, text=True,
                             timeout=1800, env=env, check=False)
     log = result.stdout + result.stderr
@@ -51,6 +51,7 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
         assert result_json["Snt"] == 30 and result_json["Wrd"] > 30
         assert "Sum/Avg" in (text.parent / "score_cer" / "result.txt").read_text()
     llm_decode = recipe / "exp/llm_asr_tiny/decode_llm_greedy_valid.acc.ave/test_sub30"
+    assert len((llm_decode.parent / "librivox_sub30" / "text").read_text().splitlines()) == 5
     assert len((llm_decode / "ctc_disagreement").read_text().splitlines()) == 30
 
     results = (recipe / "RESULTS.md").read_text()

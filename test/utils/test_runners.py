@@ -27,6 +27,14 @@ def test_run_pl_runs_jobs_in_parallel(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("started.*")) == ["started.1", "started.2", "started.3"]
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
+def test_run_pl_default_uses_every_cpu_even_with_omp_num_threads_1(tmp_path):
+    # path.sh exports OMP_NUM_THREADS=1 for the jobs; GNU nproc would then answer 1 and serialise them.
+    barrier = 'touch started.JOB; for _ in $(seq 100); do [ "$(ls started.* | wc -l)" -ge 2 ] && exit 0; sleep 0.05; done; exit 1'
+    result = run(RUN_PL, "JOB=1:2", "log/wait.JOB.log", barrier, cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+
+
 def test_run_pl_max_jobs_run_1_never_overlaps(tmp_path):
     job = "mkdir lock || echo JOB >> overlaps; sleep 0.1; rmdir lock; echo JOB >> order"
     result = run(RUN_PL, "--max-jobs-run", 1, "JOB=1:4", "log/seq.JOB.log", job, cwd=tmp_path)

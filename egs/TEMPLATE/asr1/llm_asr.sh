@@ -91,9 +91,10 @@ asr_exp=${expdir}/asr_${asr_tag}
 llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
 stats_dir=${expdir}/asr_stats_fbank
 if [ "${subset}" -gt 0 ]; then
-  subset_sets=$(echo "${train_set} ${valid_set} ${test_sets}" | tr ' ' '\n' | sort -u); suffix=_sub${subset}
+  subset_sets=$(echo "${train_set} ${valid_set} ${test_sets} ${llm_test_sets}" | tr ' ' '\n' | sort -u); suffix=_sub${subset}
   train_set=${train_set}${suffix}; valid_set=${valid_set}${suffix}
   test_sets=$(for s in ${test_sets}; do printf '%s ' "${s}${suffix}"; done)
+  llm_test_sets=$(for s in ${llm_test_sets}; do printf '%s ' "${s}${suffix}"; done)
 fi
 [ -n "${speed_perturb_factors}" ] && train_feats_set=${train_set}_sp || train_feats_set=${train_set}
 speech_spec() {  # <set> <fbank|raw>: ESPnet's path,name,type of the speech input
@@ -107,8 +108,9 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   # shellcheck disable=SC2086
   local/data.sh ${local_data_opts}
   if [ "${subset}" -gt 0 ]; then
-    for s in ${subset_sets}; do
-      utils/subset_data_dir.sh --first "data/${s}" "${subset}" "data/${s}${suffix}"
+    for s in ${subset_sets}; do  # sets smaller than --subset are taken whole
+      n=$(wc -l < "data/${s}/utt2spk"); [ "${n}" -gt "${subset}" ] && n=${subset}
+      utils/subset_data_dir.sh --first "data/${s}" "${n}" "data/${s}${suffix}"
     done
   fi
 fi
@@ -121,7 +123,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ] && [ -n "${speed_perturb_fa
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  for dset in $(echo "${train_feats_set} ${train_set} ${valid_set} ${test_sets}" | tr ' ' '\n' | sort -u); do
+  for dset in $(echo "${train_feats_set} ${train_set} ${valid_set} ${test_sets} ${llm_test_sets}" | tr ' ' '\n' | sort -u); do
     log "Stage 3: Features: data/${dset}/wav.scp -> ${dumpdir}/fbank/${dset}/feats.scp (${nj} jobs)"
     _out=${dumpdir}/fbank/${dset}
     utils/split_data.sh "data/${dset}" "${nj}"
