@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import kaldiio
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -49,26 +47,9 @@ with open(f"{sys.argv[1]}/batches.{option.dist_rank}.json", "w") as f:
 """
 
 
-def write_set(root: Path, texts, seed):
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    feats = {utt: rng.standard_normal((int(rng.integers(30, 60)), FEAT_DIM)).astype(np.float32) for utt in texts}
-    with kaldiio.WriteHelper(f"ark,scp:{root}/feats.ark,{root}/feats.scp") as writer:
-        for utt in sorted(feats):
-            writer(utt, feats[utt])
-    (root / "text").write_text("".join(f"{u} {texts[u]}\n" for u in sorted(texts)))
-    (root / "speech_shape").write_text("".join(f"{u} {feats[u].shape[0]},{FEAT_DIM}\n" for u in sorted(feats)))
-    return feats
-
-
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    train = write_set(root / "train", TRAIN, 0)
-    write_set(root / "valid", VALID, 1)
-    stacked = np.concatenate(list(train.values()))
-    np.savez(root / "feats_stats.npz", count=len(stacked), sum=stacked.sum(0), sum_square=(stacked**2).sum(0))
-    return root
+def data_dir(tmp_path_factory, make_data_dir):
+    return make_data_dir(tmp_path_factory.mktemp("data"), TRAIN, VALID)
 
 
 def train_args(llm_dir, d, out_dir, max_epoch=2):

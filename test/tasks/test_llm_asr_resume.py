@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 import pytest
 import torch
@@ -31,26 +30,9 @@ ITERS_PER_EPOCH = 150  # long enough epochs (seconds) to kill the run inside epo
 CHECKPOINT_SAFE_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType, datetime.timedelta]
 
 
-def write_set(root: Path, texts, seed):
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    feats = {utt: rng.standard_normal((int(rng.integers(30, 60)), FEAT_DIM)).astype(np.float32) for utt in texts}
-    with kaldiio.WriteHelper(f"ark,scp:{root}/feats.ark,{root}/feats.scp") as writer:
-        for utt in sorted(feats):
-            writer(utt, feats[utt])
-    (root / "text").write_text("".join(f"{u} {texts[u]}\n" for u in sorted(texts)))
-    (root / "speech_shape").write_text("".join(f"{u} {feats[u].shape[0]},{FEAT_DIM}\n" for u in sorted(feats)))
-    return feats
-
-
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    train = write_set(root / "train", TRAIN, 0)
-    write_set(root / "valid", VALID, 1)
-    stacked = np.concatenate(list(train.values()))
-    np.savez(root / "feats_stats.npz", count=len(stacked), sum=stacked.sum(0), sum_square=(stacked**2).sum(0))
-    return root
+def data_dir(tmp_path_factory, make_data_dir):
+    return make_data_dir(tmp_path_factory.mktemp("data"), TRAIN, VALID)
 
 
 def train_args(llm_dir, d, out_dir, max_epoch=3):

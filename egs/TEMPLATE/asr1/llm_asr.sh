@@ -218,10 +218,22 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
     mkdir -p "${_dir}/logdir"; echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
     utils/split_data.sh "data/${dset}" "${inference_nj}"
-    ${decode_cmd} JOB=1:"${inference_nj}" "${_dir}/logdir/decode.JOB.log" \
-      ${python} -m "${_module}" --ngpu 0 --config "${_conf}" --output_dir "${_dir}/logdir/output.JOB" \
-        --data_path_and_name_and_type "$(speech_spec "${dset}" "${_input}")" \
-        --key_file "data/${dset}/split${inference_nj}/JOB/utt2spk" --asr_train_config "${_exp}/config.yaml" --asr_model_file "${_exp}/${_model}"
+    _todo=()  # a rerun decodes only the splits whose 1-best is missing or cut short
+    for n in $(seq "${inference_nj}"); do
+      _f=${_dir}/logdir/output.${n}/1best_recog/text
+      [ -f "${_f}" ] && [ "$(wc -l < "${_f}")" = "$(wc -l < "data/${dset}/split${inference_nj}/${n}/utt2spk")" ] || _todo+=("${n}")
+    done
+    if [ "${#_todo[@]}" = "${inference_nj}" ]; then _ranges=("1:${inference_nj}"); else _ranges=(); for n in "${_todo[@]}"; do _ranges+=("${n}:${n}"); done; fi
+    _pids=()
+    for _range in "${_ranges[@]}"; do
+      ${decode_cmd} JOB="${_range}" "${_dir}/logdir/decode.JOB.log" \
+        ${python} -m "${_module}" --ngpu 0 --config "${_conf}" --output_dir "${_dir}/logdir/output.JOB" \
+          --data_path_and_name_and_type "$(speech_spec "${dset}" "${_input}")" \
+          --key_file "data/${dset}/split${inference_nj}/JOB/utt2spk" --asr_train_config "${_exp}/config.yaml" \
+          --asr_model_file "${_exp}/${_model}" &
+      _pids+=($!)
+    done
+    for _pid in "${_pids[@]}"; do wait "${_pid}"; done
     for _f in text ctc_disagreement score_terms; do  # per-utterance outputs; the last two only some decoders write
       [ -f "${_dir}/logdir/output.1/1best_recog/${_f}" ] || continue
       for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/${_f}"; done | sort > "${_dir}/${_f}"
