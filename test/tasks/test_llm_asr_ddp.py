@@ -110,14 +110,15 @@ def test_two_cpu_processes_train_with_gloo_ddp(tiny_llm_dir, data_dir, tmp_path)
     assert valid_loss(ddp_out, 2) < valid_loss(ddp_out, 1)
 
     # DDP averages per-process losses (utterance-weighted); one process averages over the batch's tokens, so the
-    # two runs differ slightly, but both moved the same way from the same start (seed 0)
+    # two runs differ (more since the CTC loss is put on a per-token scale: each process normalises by its own
+    # tokens), but both moved the same way from the same start (seed 0): much closer to each other than to it
     set_all_random_seed(0)
     init = LLMASRTask.build_model(LLMASRTask.get_parser().parse_args(train_args(tiny_llm_dir, data_dir, one_out)))
     init = {k: v for k, v in init.state_dict().items() if k in one_model}
     moved = torch.cat([(one_model[k].double() - init[k].double()).flatten() for k in one_model])
     apart = torch.cat([(ddp_model[k].double() - one_model[k].double()).flatten() for k in one_model])
     assert all(torch.isfinite(v).all() for v in ddp_model.values())
-    assert moved.norm() > 0 and apart.norm() < 0.25 * moved.norm()
+    assert moved.norm() > 0 and apart.norm() < 0.5 * moved.norm()
 
 
 def test_each_rank_gets_a_disjoint_half_of_every_batch(tiny_llm_dir, data_dir, tmp_path):
