@@ -70,7 +70,9 @@ results=RESULTS.md      # written by stage 12
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [options]; see the variables at the top of $0"
 log "$0 $*"
-printf -v run_args '%q ' "$0" "$@"  # not a `name=value` line, so --help does not list it as an option
+run_args=$(printf '%q ' "$0"; skip=false  # the command line without --stage/--stop_stage (the stages append theirs)
+  for a in "$@"; do if "${skip}"; then skip=false; elif [[ ${a} == --stage || ${a} == --stop_stage ]]; then skip=true;
+  elif [[ ${a} != --stage=* && ${a} != --stop_stage=* ]]; then printf '%q ' "${a}"; fi; done)
 # shellcheck disable=SC1091
 . utils/parse_options.sh
 SECONDS=0
