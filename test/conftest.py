@@ -1,13 +1,17 @@
-"""Shared fixtures: a tiny Llama causal LM with a byte-level BPE tokenizer, saved like a Hugging Face directory.
+"""Shared fixtures: a tiny Llama causal LM with a byte-level BPE tokenizer, saved like a Hugging Face directory;
+tiny Kaldi-style feature sets (random fbank-like features + AN4-like text) for training through ESPnet.
 
 Built from a transformers config (no download). Like SmolLM2, the tokenizer's EOS is token 0
 (``<|endoftext|>``) and it has no pad token.
 """
 from pathlib import Path
 
+import kaldiio
+import numpy as np
 import pytest
 import torch
 
+FEAT_DIM = 8  # feature dim of the tiny Kaldi-style sets of make_data_dir
 WORDS = "yes no rubout one two three four five six seven eight nine zero enter erase stop go help repeat start"
 
 
@@ -47,3 +51,28 @@ def save_tiny_llm(path: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llm_dir(tmp_path_factory) -> Path:
     return save_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny-llama")
+
+
+def write_set(root: Path, texts, seed, frames=(30, 60)):
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    feats = {utt: rng.standard_normal((int(rng.integers(*frames)), FEAT_DIM)).astype(np.float32) for utt in texts}
+    with kaldiio.WriteHelper(f"ark,scp:{root}/feats.ark,{root}/feats.scp") as writer:
+        for utt in sorted(feats):
+            writer(utt, feats[utt])
+    (root / "text").write_text("".join(f"{u} {texts[u]}\n" for u in sorted(texts)))
+    (root / "speech_shape").write_text("".join(f"{u} {feats[u].shape[0]},{FEAT_DIM}\n" for u in sorted(feats)))
+    return feats
+
+
+@pytest.fixture(scope="session")
+def make_data_dir():
+    """make_data_dir(root, train_texts, valid_texts, frames=(lo, hi)) -> root with train/, valid/ (random
+    FEAT_DIM-dim features, lengths in [lo, hi)) and their global CMVN feats_stats.npz."""
+    def make(root: Path, train_texts, valid_texts, frames=(30, 60)) -> Path:
+        train = write_set(root / "train", train_texts, 0, frames)
+        write_set(root / "valid", valid_texts, 1, frames)
+        stacked = np.concatenate(list(train.values()))
+        np.savez(root / "feats_stats.npz", count=len(stacked), sum=stacked.sum(0), sum_square=(stacked**2).sum(0))
+        return root
+    return make

@@ -17,26 +17,10 @@ TRAIN = {"fash-an251-b": "YES NO", "fash-an252-b": "ONE TWO THREE", "fash-an253-
 VALID = {"mmxg-an257-b": "GO ERASE STOP", "mmxg-an258-b": "RUBOUT YES"}
 
 
-def write_set(root: Path, texts, seed):
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    feats = {u: rng.standard_normal((int(rng.integers(40, 64)), FEAT_DIM)).astype(np.float32) for u in texts}
-    with kaldiio.WriteHelper(f"ark,scp:{root}/feats.ark,{root}/feats.scp") as writer:
-        for utt in sorted(feats):
-            writer(utt, feats[utt])
-    (root / "text").write_text("".join(f"{u} {texts[u]}\n" for u in sorted(texts)))
-    (root / "speech_shape").write_text("".join(f"{u} {feats[u].shape[0]},{FEAT_DIM}\n" for u in sorted(feats)))
-    return feats
-
-
 @pytest.fixture(scope="module")
-def exp_dir(tiny_llm_dir, tmp_path_factory):
+def exp_dir(tiny_llm_dir, tmp_path_factory, make_data_dir):
     """exp/llm_asr_tiny trained 2 epochs, with ESPnet's log in train.log as run.pl would write it."""
-    root = tmp_path_factory.mktemp("analysis")
-    train = write_set(root / "train", TRAIN, 0)
-    write_set(root / "valid", VALID, 1)
-    stacked = np.concatenate(list(train.values()))
-    np.savez(root / "feats_stats.npz", count=len(stacked), sum=stacked.sum(0), sum_square=(stacked**2).sum(0))
+    root = make_data_dir(tmp_path_factory.mktemp("analysis"), TRAIN, VALID, frames=(40, 64))
     out = root / "exp" / "llm_asr_tiny"
     out.mkdir(parents=True)
     handler = logging.FileHandler(out / "train.log")
