@@ -66,13 +66,18 @@ llm_test_sets=""        # sets the speech LLM decodes; empty: --test_sets
 text_llm_corpus=an4     # exp/llm_text_<corpus>: the text-only LLM of stage 8 (fusion's LLM)
 text_llm_args=""        # extra options for llm_text_train, e.g. "--text ../../../../shared/data/text/librispeech-dev-clean/text"
 # Report
-results=RESULTS.md      # written by stage 12
+results=RESULTS.md      # written by stage 13
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [options]; see the variables at the top of $0"
 log "$0 $*"
-run_args=$(printf '%q ' "$0"; skip=false  # the command line without --stage/--stop_stage (the stages append theirs)
-  for a in "$@"; do if "${skip}"; then skip=false; elif [[ ${a} == --stage || ${a} == --stop_stage ]]; then skip=true;
-  elif [[ ${a} != --stage=* && ${a} != --stop_stage=* ]]; then printf '%q ' "${a}"; fi; done)
+without_stage_opts() {  # the command line, quoted, less --stage/--stop_stage (each stage appends its own)
+  local skip=false a
+  for a in "$@"; do
+    if "${skip}"; then skip=false; elif [[ ${a} == --stage || ${a} == --stop_stage ]]; then skip=true
+    elif [[ ${a} != --stage=* && ${a} != --stop_stage=* ]]; then printf '%q ' "${a}"; fi
+  done
+}
+printf -v run_args '%s' "$(without_stage_opts "$0" "$@")"  # printf -v: not an option for --help to list
 # shellcheck disable=SC1091
 . utils/parse_options.sh
 SECONDS=0
