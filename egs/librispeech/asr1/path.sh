@@ -1,12 +1,1 @@
-# shellcheck shell=bash
-# Environment of the recipe: the project's virtualenv, sclite, offline Hugging Face, thread counts.
-MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-if [ -f "${MAIN_ROOT}/tools/venv/bin/activate" ]; then
-  # shellcheck disable=SC1091
-  . "${MAIN_ROOT}/tools/venv/bin/activate"
-fi
-export PATH=${MAIN_ROOT}/utils:/usr/lib/sctk/bin:${PATH}
-export PYTHONPATH=${MAIN_ROOT}${PYTHONPATH:+:${PYTHONPATH}}
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-export PYTHONIOENCODING=UTF-8 LC_ALL=C
+../../TEMPLATE/asr1/path.sh

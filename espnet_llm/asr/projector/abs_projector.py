@@ -62,3 +62,24 @@ class AbsProjector(torch.nn.Module, ABC):
     def output_size(self) -> int:
         """D_llm."""
         raise NotImplementedError
+
+
+class StridedProjector(AbsProjector):
+    """A projector with a fixed stacking factor k (from ``stack`` or ``stride_ms``) and output size D_llm."""
+
+    def __init__(
+        self,
+        output_size: int,
+        stack: Optional[int] = None,
+        stride_ms: Optional[float] = None,
+        input_frame_shift_ms: Optional[float] = None,
+    ):
+        super().__init__()
+        self.k = resolve_stack(stack, stride_ms, input_frame_shift_ms)
+        self._output_size = output_size
+
+    def output_stride(self) -> int:
+        return self.k
+
+    def output_size(self) -> int:
+        return self._output_size

@@ -3,10 +3,10 @@ from typing import Optional, Tuple
 
 import torch
 
-from espnet_llm.asr.projector.abs_projector import AbsProjector, resolve_stack
+from espnet_llm.asr.projector.abs_projector import StridedProjector, stack_frames
 
 
-class ConvProjector(AbsProjector):
+class ConvProjector(StridedProjector):
     """Equivalent in receptive field to stacking k frames; the tail is zero-padded to a multiple of k."""
 
     def __init__(
@@ -17,21 +17,11 @@ class ConvProjector(AbsProjector):
         stride_ms: Optional[float] = None,
         input_frame_shift_ms: Optional[float] = None,
     ):
-        super().__init__()
-        self.k = resolve_stack(stack, stride_ms, input_frame_shift_ms)
-        self._output_size = output_size
+        super().__init__(output_size, stack, stride_ms, input_frame_shift_ms)
         self.conv = torch.nn.Conv1d(input_size, output_size, kernel_size=self.k, stride=self.k)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        frames = x.shape[1]
-        valid = torch.arange(frames, device=x.device)[None, :] < lengths.to(x.device)[:, None]
-        x = x.masked_fill(~valid[:, :, None], 0.0)  # (Batch, T, D_enc)
-        x = torch.nn.functional.pad(x.transpose(1, 2), (0, (-frames) % self.k))  # (Batch, D_enc, k * T')
-        out_lengths = torch.div(lengths + self.k - 1, self.k, rounding_mode="floor")
-        return self.conv(x).transpose(1, 2), out_lengths  # (Batch, T', D_llm)
-
-    def output_stride(self) -> int:
-        return self.k
-
-    def output_size(self) -> int:
-        return self._output_size
+        stacked, out_lengths = stack_frames(x, lengths, self.k)  # (Batch, T', k * D_enc), padding zeroed
+        batch, steps, _ = stacked.shape
+        frames = stacked.reshape(batch, steps * self.k, -1).transpose(1, 2)  # (Batch, D_enc, k * T')
+        return self.conv(frames).transpose(1, 2), out_lengths  # (Batch, T', D_llm)

@@ -3,10 +3,10 @@ from typing import Optional, Tuple
 
 import torch
 
-from espnet_llm.asr.projector.abs_projector import AbsProjector, resolve_stack, stack_frames
+from espnet_llm.asr.projector.abs_projector import StridedProjector, stack_frames
 
 
-class StackLinearProjector(AbsProjector):
+class StackLinearProjector(StridedProjector):
     """Stack k frames (zero-padding the tail), then one Linear(k * D_enc -> D_llm)."""
 
     def __init__(
@@ -17,23 +17,15 @@ class StackLinearProjector(AbsProjector):
         stride_ms: Optional[float] = None,
         input_frame_shift_ms: Optional[float] = None,
     ):
-        super().__init__()
-        self.k = resolve_stack(stack, stride_ms, input_frame_shift_ms)
-        self._output_size = output_size
+        super().__init__(output_size, stack, stride_ms, input_frame_shift_ms)
         self.linear = torch.nn.Linear(self.k * input_size, output_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         stacked, out_lengths = stack_frames(x, lengths, self.k)  # (Batch, T', k * D_enc)
         return self.linear(stacked), out_lengths  # (Batch, T', D_llm)
 
-    def output_stride(self) -> int:
-        return self.k
 
-    def output_size(self) -> int:
-        return self._output_size
-
-
-class StackMLPProjector(AbsProjector):
+class StackMLPProjector(StridedProjector):
     """Stack k frames, then Linear(k * D_enc -> hidden) -> GELU -> Linear(hidden -> D_llm); hidden defaults to D_llm."""
 
     def __init__(
@@ -45,9 +37,7 @@ class StackMLPProjector(AbsProjector):
         input_frame_shift_ms: Optional[float] = None,
         hidden_size: Optional[int] = None,
     ):
-        super().__init__()
-        self.k = resolve_stack(stack, stride_ms, input_frame_shift_ms)
-        self._output_size = output_size
+        super().__init__(output_size, stack, stride_ms, input_frame_shift_ms)
         hidden_size = hidden_size or output_size
         self.mlp = torch.nn.Sequential(
             torch.nn.Linear(self.k * input_size, hidden_size),
@@ -58,9 +48,3 @@ class StackMLPProjector(AbsProjector):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         stacked, out_lengths = stack_frames(x, lengths, self.k)  # (Batch, T', k * D_enc)
         return self.mlp(stacked), out_lengths  # (Batch, T', D_llm)
-
-    def output_stride(self) -> int:
-        return self.k
-
-    def output_size(self) -> int:
-        return self._output_size
