@@ -101,6 +101,7 @@ class Speech2TextFusion:
         lm_weight: weight of the LLM's scores.
         llm_text_case: case of the text the LLM reads (delayed, rescore).
         word_bonus: per-word bonus of N-best rescoring.
+        delay: delayed fusion's "word" (scores at word ends) or "token" (every AM token, one step late).
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class Speech2TextFusion:
         lm_weight: float = 0.0,
         llm_text_case: str = "lower",
         word_bonus: float = 0.0,
+        delay: str = "word",
     ):
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
@@ -134,7 +136,7 @@ class Speech2TextFusion:
                 )
             self.s2t.beam_search = with_scorer(speech2text.beam_search, "lm", labelwise_scorer(llm, model.sos), lm_weight)
         elif fusion == "delayed":
-            scorer = DelayedLLMScorer(self.text_scorer, token_list, eos=model.eos)
+            scorer = DelayedLLMScorer(self.text_scorer, token_list, eos=model.eos, delay=delay)
             self.s2t.beam_search = with_scorer(speech2text.beam_search, "lm", scorer, lm_weight)
 
     @classmethod
@@ -148,6 +150,7 @@ class Speech2TextFusion:
         llm_text_case: str = "lower",
         word_bonus: float = 0.0,
         nbest_rescore: int = 10,
+        delay: str = "word",
         device: str = "cpu",
         **speech2text_kwargs,
     ) -> "Speech2TextFusion":
@@ -160,7 +163,7 @@ class Speech2TextFusion:
         kwargs["lm_weight"] = 0.0  # ESPnet's own LM slot stays empty; the LLM is added below
         s2t = Speech2Text(asr_train_config=asr_train_config, asr_model_file=asr_model_file, device=device, **kwargs)
         model, tokenizer = load_fusion_llm(llm, device) if fusion != "none" else (None, None)
-        return cls(s2t, fusion, model, tokenizer, lm_weight, llm_text_case, word_bonus)
+        return cls(s2t, fusion, model, tokenizer, lm_weight, llm_text_case, word_bonus, delay)
 
     @torch.no_grad()
     def __call__(self, speech: Union[np.ndarray, torch.Tensor]) -> List[Result]:
@@ -193,6 +196,7 @@ def inference(args: argparse.Namespace) -> None:
         lm_weight=args.lm_weight,
         llm_text_case=args.llm_text_case,
         word_bonus=args.word_bonus,
+        delay=args.delay,
         nbest_rescore=args.nbest_rescore,
         device=device,
         beam_size=args.beam_size,
@@ -264,6 +268,8 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--nbest", type=int, default=1, help="hypotheses written ({n}best_recog)")
     group.add_argument("--nbest_rescore", type=int, default=10, help="N of N-best rescoring (--fusion rescore)")
     group.add_argument("--word_bonus", type=float, default=0.0, help="per-word bonus of N-best rescoring")
+    group.add_argument("--delay", default="word", choices=DelayedLLMScorer.DELAYS,
+                       help="delayed fusion: LLM scores at word ends (word) or per AM token, one step late (token)")
     group.add_argument("--llm_text_case", default="lower", choices=TEXT_CASES, help="case the LLM was tuned on")
     return parser
 

@@ -146,8 +146,9 @@ class Speech2TextLLM:
             scorers["repetition"] = RepetitionStop(repeat_ngram, repeat_max, self.eos, self.n_vocab)
             weights["repetition"] = 1.0
         if ctc_weight > 0.0:
-            if model.ctc.ctc_lo.out_features != self.n_vocab:
-                raise ValueError(f"CTC vocab {model.ctc.ctc_lo.out_features} != LLM vocab {self.n_vocab}")
+            ctc_vocab = getattr(model.ctc, "vocab_size", model.ctc.ctc_lo.out_features)  # SubsetCTC: the LLM's
+            if ctc_vocab != self.n_vocab:
+                raise ValueError(f"CTC vocab {ctc_vocab} != LLM vocab {self.n_vocab}")
             scorers["ctc"] = CTCPrefixScorer(ctc=model.ctc, eos=self.eos)
             weights["ctc"] = ctc_weight
         self.beam_search = BatchBeamSearch(
@@ -235,7 +236,7 @@ class Speech2TextLLM:
 
     def ctc_text(self, enc: torch.Tensor) -> str:
         """The CTC head's best path over encoder output (T_enc, D_enc), as text in `text_case`."""
-        return self._result(ctc_greedy_ids(self.model.ctc.ctc_lo(enc)), 0.0)[0]
+        return self._result(ctc_greedy_ids(self.model.ctc.log_softmax(enc[None])[0]), 0.0)[0]
 
     def encode(self, speech: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """One utterance (Samples or Frames[, Dim]) -> encoder output (T_enc, D_enc) and prefix (P, D_llm).

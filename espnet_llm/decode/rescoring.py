@@ -28,8 +28,8 @@ def rescore_nbest(
     if not nbest:
         raise ValueError("empty N-best list")
     rescored = []
-    for text, am_score in nbest:
-        llm_score = text_scorer.sentence_logp(text)
+    llm_scores = text_scorer.sentence_logps([text for text, _ in nbest])  # one batched LLM forward
+    for (text, am_score), llm_score in zip(nbest, llm_scores):
         n_words = len(text.split())
         total = float(am_score) + lm_weight * llm_score + length_bonus * n_words
         rescored.append(RescoredHypothesis(text, float(am_score), llm_score, n_words, total))

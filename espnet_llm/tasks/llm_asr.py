@@ -12,6 +12,9 @@ YAML keys (besides ESPnet's trainer/optimizer keys):
                                    target_modules), dtype, trust_remote_code
     model, model_conf              ``llm_prefix``; conf: prompt (text), text_mask_prob, ctc_weight, freeze_encoder
     ctc_conf                       ESPnet CTC options (dropout_rate, ctc_type, ...), used when ctc_weight > 0
+    ctc_vocab                      file of LLM token ids (one per line, ``espnet_llm.bin.llm_ctc_vocab``): the CTC
+                                   head predicts only those (+ blank, + one "other" unit; ``espnet_llm.asr.ctc``);
+                                   null: the whole LLM vocabulary
     text_lowercase                 lower-case transcripts before the LLM tokenizer (AN4 is upper-case)
 
 Text is tokenised by ESPnet's CommonPreprocessor with ``token_type=hugging_face`` and ``bpemodel`` = the LLM
@@ -48,6 +51,7 @@ from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import float_or_none, int_or_none, str2bool, str_or_none
 from typeguard import typechecked
 
+from espnet_llm.asr.ctc import SubsetCTC, read_token_ids
 from espnet_llm.asr.espnet_model import LLMPrefixASRModel
 from espnet_llm.asr.llm import DEFAULT_LORA, check_llm_dir, load_causal_lm, load_tokenizer
 from espnet_llm.asr.projector.abs_projector import AbsProjector
@@ -152,6 +156,13 @@ class LLMASRTask(AbsTask):
             "--ctc_conf", action=NestedDictAction, default=get_default_kwargs(CTC), help="Keyword arguments of CTC"
         )
 
+        group.add_argument(
+            "--ctc_vocab",
+            type=str_or_none,
+            default=None,
+            help="File of LLM token ids the CTC head predicts (SubsetCTC); null: the whole LLM vocabulary",
+        )
+
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument("--use_preprocessor", type=str2bool, default=True, help="Tokenise text with the LLM")
         group.add_argument(
@@ -248,7 +259,11 @@ class LLMASRTask(AbsTask):
 
         # 7. Auxiliary CTC over the LLM vocabulary on the encoder output
         ctc = None
-        if model_conf["ctc_weight"] > 0.0:
+        if model_conf["ctc_weight"] > 0.0 and getattr(args, "ctc_vocab", None):
+            ctc = SubsetCTC(
+                embedding.num_embeddings, read_token_ids(args.ctc_vocab), encoder.output_size(), **args.ctc_conf
+            )
+        elif model_conf["ctc_weight"] > 0.0:
             ctc = CTC(odim=embedding.num_embeddings, encoder_output_size=encoder.output_size(), **args.ctc_conf)
 
         # 8. Model

@@ -80,10 +80,11 @@ def test_am_tokens_to_text():
     assert am_tokens_to_text(units, [2, 3, 4, 2], case="lower") == "one"
 
 
-def test_delayed_equals_labelwise_when_units_are_words():
+@pytest.mark.parametrize("delay", ["word", "token"])
+def test_delayed_equals_labelwise_when_units_are_words(delay):
     llm, tokenizer = word_level_llm()
     labelwise = labelwise_scorer(llm, SOS_EOS)
-    delayed = DelayedLLMScorer(LLMTextScorer(llm, tokenizer, text_case="lower"), WORD_UNITS, eos=SOS_EOS)
+    delayed = DelayedLLMScorer(LLMTextScorer(llm, tokenizer, text_case="lower"), WORD_UNITS, eos=SOS_EOS, delay=delay)
     sequences = [[SOS_EOS, 2, 3, 4, SOS_EOS], [SOS_EOS, 5, 5, 2, SOS_EOS], [SOS_EOS, 3, 4, 5, SOS_EOS]]
     lw_totals, lw_steps = step(labelwise, sequences)
     dl_totals, dl_steps = step(delayed, sequences)
@@ -91,18 +92,21 @@ def test_delayed_equals_labelwise_when_units_are_words():
         want = sum(reference_logps(llm, SOS_EOS, seq[1:]))  # words + EOS
         assert lw == pytest.approx(want, abs=1e-4) and dl == pytest.approx(want, abs=1e-4)
     # the delayed score of a word start is the label-wise score of the word before it: one step later
+    # (delay "token": of every candidate)
     for t in range(1, 4):
         for i, seq in enumerate(sequences):
             assert float(dl_steps[t][i, 2]) == pytest.approx(float(lw_steps[t - 1][i, seq[t]]), abs=1e-4)
+            if delay == "token":
+                assert float(dl_steps[t][i, 4]) == pytest.approx(float(lw_steps[t - 1][i, seq[t]]), abs=1e-4)
     assert torch.all(dl_steps[0][:, 2:SOS_EOS] == 0)  # nothing completed before the first word
 
 
-def searches(llm, tokenizer, table, beam_size):
+def searches(llm, tokenizer, table, beam_size, delay="word"):
     """n-best of ESPnet's BatchBeamSearch with the table "AM" and label-wise / delayed fusion (lm_weight 0.7)."""
     nbests = {}
     for name, lm in [
         ("labelwise", labelwise_scorer(llm, SOS_EOS)),
-        ("delayed", DelayedLLMScorer(LLMTextScorer(llm, tokenizer), WORD_UNITS, eos=SOS_EOS)),
+        ("delayed", DelayedLLMScorer(LLMTextScorer(llm, tokenizer), WORD_UNITS, eos=SOS_EOS, delay=delay)),
     ]:
         search = BatchBeamSearch(
             scorers=dict(decoder=TableScorer(table), lm=lm), weights=dict(decoder=1.0, lm=0.7), beam_size=beam_size,
@@ -119,14 +123,15 @@ def am_table(seed, positions=6):
     return table
 
 
-def test_delayed_fusion_scores_each_hypothesis_like_labelwise_fusion():
+@pytest.mark.parametrize("delay", ["word", "token"])
+def test_delayed_fusion_scores_each_hypothesis_like_labelwise_fusion(delay):
     """Same units: every hypothesis that ended with EOS carries the LLM's sentence log-prob, in both fusions."""
     llm, tokenizer = word_level_llm(seed=1)
     table = am_table(3)
     table[:3, SOS_EOS] = -1e4  # at least three words
     table[3:, SOS_EOS] = 0.0
     table[3:, 2:SOS_EOS] -= 3.0
-    nbests = searches(llm, tokenizer, table, beam_size=4)
+    nbests = searches(llm, tokenizer, table, beam_size=4, delay=delay)
     for name, nbest in nbests.items():
         ended = [h for h in nbest if len(h.yseq) < len(table) + 1]  # not cut by the length bound (module doc)
         assert len(ended) >= 3, name
@@ -136,14 +141,15 @@ def test_delayed_fusion_scores_each_hypothesis_like_labelwise_fusion():
             assert float(hyp.score) == pytest.approx(float(hyp.scores["decoder"]) + 0.7 * want, abs=1e-3)
 
 
-def test_delayed_and_labelwise_beam_searches_agree_when_nothing_is_pruned():
+@pytest.mark.parametrize("delay", ["word", "token"])
+def test_delayed_and_labelwise_beam_searches_agree_when_nothing_is_pruned(delay):
     """Two words from {YES, NO}: a beam of 4 keeps all four sentences, so both fusions return the same n-best."""
     llm, tokenizer = word_level_llm(seed=2)
     table = am_table(4, positions=3)
     table[:, 4:] = -1e4
     table[2, :] = -1e4
     table[2, SOS_EOS] = 0.0
-    nbests = searches(llm, tokenizer, table, beam_size=4)
+    nbests = searches(llm, tokenizer, table, beam_size=4, delay=delay)
     kept = {name: [(h.yseq.tolist(), float(h.score)) for h in nbest if h.score > -1e3] for name, nbest in nbests.items()}
     assert sorted(y[1:3] for y, _ in kept["delayed"]) == [[2, 2], [2, 3], [3, 2], [3, 3]]
     assert [y for y, _ in kept["labelwise"]] == [y for y, _ in kept["delayed"]]
@@ -210,3 +216,72 @@ def test_rescoring_ranks_by_the_weighted_sum_it_reports(tiny_llm):
         assert ranked[0].text == texts[best_llm]
     with pytest.raises(ValueError):
         rescore_nbest([], scorer, 1.0)
+
+
+def test_batched_extension_equals_one_forward_per_text(tiny_llm):
+    """extend_batch over caches of different lengths (left-padded) and new segments of different lengths
+    (right-padded) gives each text the totals, next-token log-probs and caches of unbatched full forwards."""
+    llm, tokenizer = tiny_llm
+    scorer = LLMTextScorer(llm, tokenizer, text_case="lower")
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    start = scorer.start()
+    bases = scorer.extend_batch([start, start, start], ["", "one", "yes no rubout"])
+    texts = ["help", "one two three four", "yes no rubout stop"]
+    before = scorer.n_forwards
+    batched = scorer.extend_batch(bases, texts)
+    assert scorer.n_forwards == before + 1  # one forward for the whole batch
+    for text, state in zip(texts, batched):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert state.ids == tuple(ids)
+        assert state.total == pytest.approx(sum(reference_logps(llm, bos, ids)), abs=1e-4)
+        assert float(state.next_logp[eos]) == pytest.approx(reference_logps(llm, bos, ids + [eos])[-1], abs=1e-4)
+        assert state.layers[0][0].shape[2] == 1 + len(ids)  # the text's own unpadded cache
+    assert scorer.sentence_logps(texts) == pytest.approx([scorer.sentence_logp(t) for t in texts], abs=1e-5)
+    assert scorer.extend_batch(bases, texts) == batched  # memoised: no new forward
+
+
+def test_retokenised_and_shortened_texts_reuse_the_common_prefix(tiny_llm):
+    """A growing partial word changes the last ids ("yes on" -> "yes one"), a text may be cut short; both feed
+    the last common token again and give the same scores as full forwards."""
+    llm, tokenizer = tiny_llm
+    scorer = LLMTextScorer(llm, tokenizer, text_case="lower")
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    enc = lambda t: tokenizer(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert enc("yes one")[:1] == enc("yes on")[:1] and enc("yes one")[:2] != enc("yes on")[:2]
+    start = scorer.start()
+    bases = scorer.extend_batch([start] * 3, ["yes on", "one two", "on"])
+    texts = ["yes one", "one", "one"]
+    assert scorer.extend_batch(bases[:1], texts[:1])[0].ids == tuple(enc("yes one"))
+    scorer.reset()
+    bases = scorer.extend_batch([start] * 3, ["yes on", "one two", "on"])
+    before = scorer.n_forwards
+    states = scorer.extend_batch(bases, texts)
+    assert scorer.n_forwards == before + 1
+    for text, state in zip(texts, states):
+        ids = enc(text)
+        ref = reference_logps(llm, bos, ids + [eos])
+        assert state.ids == tuple(ids)
+        assert list(state.token_logps) == pytest.approx(ref[:-1], abs=1e-4)
+        assert float(state.next_logp[eos]) == pytest.approx(ref[-1], abs=1e-4)
+        assert state.layers[0][0].shape[2] == 1 + len(ids)
+
+
+def test_token_delay_scores_partial_words_and_sums_to_the_sentence(tiny_llm):
+    """delay="token" on AM pieces "▁ON E ▁T WO <eos>": each step adds what the previous piece changed in the
+    LLM's score of the whole text so far (partial word "on" included), the total is log P("one two" + EOS)."""
+    llm, tokenizer = tiny_llm
+    eos = len(SUBWORD_UNITS) - 1
+    delayed = DelayedLLMScorer(LLMTextScorer(llm, tokenizer, text_case="lower"), SUBWORD_UNITS, eos=eos, delay="token")
+    seq = [eos, 3, 4, 5, 6, eos]
+    totals, steps = step(delayed, [seq])
+    bos = tokenizer.bos_token_id
+    enc = lambda t: tokenizer(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert torch.all(steps[0][0, :eos] == 0.0)  # EOS: the LLM's EOS after the empty text
+    assert torch.all(steps[1][0, :eos] == steps[1][0, 0])  # the same for every candidate but EOS
+    assert float(steps[1][0, 0]) == pytest.approx(sum(reference_logps(llm, bos, enc("on"))), abs=1e-4)
+    assert float(steps[2][0, 0]) == pytest.approx(
+        sum(reference_logps(llm, bos, enc("one"))) - sum(reference_logps(llm, bos, enc("on"))), abs=1e-4)
+    ref = reference_logps(llm, bos, enc("one two") + [tokenizer.eos_token_id])
+    assert totals[0] == pytest.approx(sum(ref), abs=1e-4)
+    with pytest.raises(ValueError, match="delay"):
+        DelayedLLMScorer(LLMTextScorer(llm, tokenizer), SUBWORD_UNITS, eos=eos, delay="char")

@@ -188,3 +188,26 @@ def test_collect_stats_writes_llm_token_shapes(tiny_llm_dir, data_dir, tmp_path)
     shapes = dict(line.split() for line in (out / "train" / "text_shape").read_text().splitlines())
     assert shapes["fash-an251-b"] == str(len(tokenizer("yes no", add_special_tokens=False)["input_ids"]))
     assert (out / "train" / "feats_stats.npz").is_file()
+
+
+def test_ctc_vocab_builds_a_subset_ctc_head_that_trains_and_reloads(tiny_llm_dir, data_dir, tmp_path):
+    from espnet_llm.asr.ctc import SubsetCTC
+    from espnet_llm.bin.llm_ctc_vocab import main as ctc_vocab_main
+
+    vocab = tmp_path / "ctc_vocab.txt"
+    assert ctc_vocab_main(["--llm_dir", str(tiny_llm_dir), "--text_lowercase", "true",
+                           "--text", str(data_dir / "train" / "text"), "--out", str(vocab)]) == 0
+    args = parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir, "--ctc_vocab", str(vocab))
+    model = LLMASRTask.build_model(args)
+    assert isinstance(model.ctc, SubsetCTC)
+    n_ids = len(vocab.read_text().splitlines())
+    assert model.ctc.ctc_lo.out_features == n_ids + 2
+    pre = LLMTextPreprocessor(train=True, llm_dir=str(tiny_llm_dir), text_lowercase=True)
+    ids = torch.tensor(pre("u", {"text": "ONE TWO THREE"})["text"])[None]
+    speech = torch.randn(1, 40, FEAT_DIM)
+    loss, stats, _ = model(speech, torch.tensor([40]), ids, torch.tensor([ids.shape[1]]))
+    loss.backward()
+    assert torch.isfinite(stats["loss_ctc"]) and model.ctc.ctc_lo.weight.grad is not None
+    again = LLMASRTask.build_model(args)
+    again.load_state_dict(model.state_dict())
+    assert torch.equal(again.ctc.ctc_lo.weight, model.ctc.ctc_lo.weight)

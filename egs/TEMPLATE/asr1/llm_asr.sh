@@ -60,6 +60,8 @@ llm_asr_config=conf/tuning/train_llm_asr_lora_stride80.yaml  # speech LLM traini
 llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
 llm_asr_args=""         # extra options for llm_asr_train
 llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage 6)
+llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the LLM ids of the training
+                        # transcripts (+ blank, + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary
 llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML
 llm_inference_model=valid.acc.ave.pth             # checkpoint of the speech LLM to decode with
 llm_test_sets=""        # sets the speech LLM decodes; empty: --test_sets
@@ -80,6 +82,11 @@ without_stage_opts() {  # the command line, quoted, less --stage/--stop_stage (e
 printf -v run_args '%s' "$(without_stage_opts "$0" "$@")"  # printf -v: not an option for --help to list
 # shellcheck disable=SC1091
 . utils/parse_options.sh
+for _opt in "llm_input fbank raw" "llm_ctc_vocab train full"; do  # <name> <allowed values...>
+  # shellcheck disable=SC2086
+  set -- ${_opt}; _name=$1; shift
+  [[ " $* " == *" ${!_name} "* ]] || { log "--${_name} must be one of: $* (got '${!_name}')"; exit 2; }
+done
 SECONDS=0
 # shellcheck disable=SC1091
 . ./path.sh
@@ -201,6 +208,11 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   "${llm_init_encoder}" && opts+=(--init_param "${asr_exp}/${asr_inference_model}:encoder:encoder")
   [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
   [ "${llm_input}" = raw ] && opts+=(--encoder_conf model_dir="${whisper_dir}")
+  if [ "${llm_ctc_vocab}" = train ]; then
+    ${python} -m espnet_llm.bin.llm_ctc_vocab --config "${llm_asr_config}" --llm_dir "${llm_dir}" \
+      --text "data/${llm_train_set}/text" --out "${llm_asr_exp}/ctc_vocab.txt"
+    opts+=(--ctc_vocab "${llm_asr_exp}/ctc_vocab.txt")
+  fi
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${llm_asr_exp}/train.log" \
     ${python} -m espnet_llm.bin.llm_asr_train --config "${llm_asr_config}" --ngpu "${ngpu}" \

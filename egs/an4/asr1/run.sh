@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
   --token_type bpe --nbpe 30 --speed_perturb_factors "0.9 1.0 1.1" \
   --asr_config conf/tuning/train_asr_conformer.yaml \
   --asr_inference_config conf/decode_asr_beam10_ctc0.3.yaml \
-  --fusion_inference_configs "conf/decode_asr_rescore_nbest10.yaml conf/decode_asr_fusion_labelwise.yaml" \
+  --fusion_inference_configs "conf/decode_asr_rescore_nbest10.yaml conf/decode_asr_fusion_labelwise.yaml conf/decode_asr_fusion_delayed.yaml" \
   --text_llm_args "--epochs 2" \
   --llm_input raw --llm_init_encoder false \
   --llm_asr_config conf/tuning/train_llm_asr_whisper_lora.yaml \
