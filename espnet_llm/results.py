@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from espnet_llm import trainlog
-from espnet_llm.scoring import SCORE_KEYS, read_result
+from espnet_llm.scoring import SCORE_KEYS, read_result, read_trn, significance_test
 
 MARKER = "<!-- generated below -->"
 SCORE_DIRS = {"WER": "score_wer", "CER": "score_cer"}
@@ -39,6 +39,8 @@ class System:
     commands: Dict[str, str] = field(default_factory=dict)  # "train" / "decode" -> command text
     meta: Dict[str, object] = field(default_factory=dict)
     scores: Dict[str, Dict[str, dict]] = field(default_factory=dict)  # "WER"/"CER" -> test set -> result
+    verdicts: Dict[str, str] = field(default_factory=dict)  # test set -> significance against the baseline
+    is_baseline: bool = False
 
     @property
     def name(self) -> str:
@@ -149,20 +151,59 @@ def _meta_line(meta: dict) -> str:
     return "; ".join(f"{key}: {value}" for key, value in meta.items())
 
 
+SIGNIFICANCE_DIR = "significance_vs_baseline"
+
+
+def compare_to_baseline(systems: Sequence[System], baseline: Path) -> Optional[System]:
+    """Fill each system's `verdicts` with sc_stats' MAPSSWE and sign tests of its WER against `baseline` (a decode
+    dir among `systems`) on every test set both scored with the same reference. The sc_stats files go to
+    <decode_dir>/<test_set>/significance_vs_baseline/. Returns the baseline system (None if not among them)."""
+    base = next((s for s in systems if s.decode_dir.resolve() == Path(baseline).resolve()), None)
+    if base is None:
+        return None
+    base.is_baseline = True
+    for system in systems:
+        if system is base:
+            continue
+        for test_set in system.test_sets:
+            ours, theirs = system.decode_dir / test_set / "score_wer", base.decode_dir / test_set / "score_wer"
+            if not all((d / f).is_file() for d in (ours, theirs) for f in ("ref.trn", "hyp.trn")):
+                continue
+            if read_trn(ours / "ref.trn") != read_trn(theirs / "ref.trn"):
+                system.verdicts[test_set] = "other reference"
+                continue
+            result = significance_test(theirs / "ref.trn", [theirs / "hyp.trn", ours / "hyp.trn"],
+                                       ["baseline", "system"], system.decode_dir / test_set / SIGNIFICANCE_DIR)
+            system.verdicts[test_set] = "; ".join(
+                f"{t['test']}: " + ("n.s." if not t["significant"] else "better" if t["better"] == "system" else "worse")
+                + f" (p{t['p_text']})" for t in result["tests"])
+    return base
+
+
 def render(systems: Sequence[System], env: Dict[str, str]) -> str:
     """Markdown: environment, summary table, then one section per system."""
     lines = ["# RESULTS", "", "## Environments"]
     for key, value in env.items():
         lines.append(f"- {key}: `{value}`")
+    base = next((s for s in systems if s.is_baseline), None)
+    compared = base is not None
     lines += ["", "## Summary", "",
-              "WER/CER/Ins in %, #Ins = inserted words (hallucinations show up here).", "",
-              "|system|decode|dataset|WER|CER|Ins|#Ins|", "|---|---|---|---|---|---|---|"]
+              "WER/CER/Ins in %, #Ins = inserted words (hallucinations show up here)."]
+    if compared:
+        lines += ["", f"vs baseline: the WER against `{base.name}` on the same utterances, sclite's sc_stats "
+                      "matched-pair sentence-segment (MP) and sign (SI, utterance pairs) tests at p=0.05 "
+                      f"(files in `<decode dir>/<set>/{SIGNIFICANCE_DIR}/`)."]
+    header = "|system|decode|dataset|WER|CER|Ins|#Ins|" + ("vs baseline|" if compared else "")
+    lines += ["", header, "|" + "---|" * (header.count("|") - 1)]
     for system in systems:
         for test_set in system.test_sets:
             wer = system.scores.get("WER", {}).get(test_set, {})
             cer = system.scores.get("CER", {}).get(test_set, {})
-            lines.append(f"|{system.exp_dir.name}|{system.decode_tag}|{test_set}|{_pct(wer.get('Err'))}|"
-                         f"{_pct(cer.get('Err'))}|{_pct(wer.get('Ins'))}|{wer.get('counts', {}).get('Ins', '-')}|")
+            row = (f"|{system.exp_dir.name}|{system.decode_tag}|{test_set}|{_pct(wer.get('Err'))}|"
+                   f"{_pct(cer.get('Err'))}|{_pct(wer.get('Ins'))}|{wer.get('counts', {}).get('Ins', '-')}|")
+            if compared:
+                row += ("baseline" if system.is_baseline else system.verdicts.get(test_set, "-")) + "|"
+            lines.append(row)
     for system in systems:
         lines += ["", f"## {system.name}"]
         if system.meta:

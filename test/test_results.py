@@ -103,3 +103,27 @@ def test_results_make_cli(tmp_path, monkeypatch, capsys):
     assert "## exp/llm_asr/decode_beam4" in text and "- torch version: `2.13.0" in text
     assert results_make_main(["--exp_dirs", "nothing/*", "--out", "R2.md"]) == 1
     assert "no decode_*" in capsys.readouterr().err and not (tmp_path / "R2.md").exists()
+
+
+def test_baseline_column_has_sc_stats_verdicts(tmp_path, monkeypatch, capsys):
+    """Two systems scored by sclite on 20 utterances; the bad one is significantly worse than the baseline."""
+    from espnet_llm.scoring import score
+
+    words = "ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE ZERO".split()
+    ref = {f"spk{i % 4}-u{i:02d}": " ".join(words[i % 10:] + words[: i % 10][:2]) for i in range(20)}
+    good = dict(ref)
+    bad = {u: " ".join(t.split()[::2]) + " YES" for u, t in ref.items()}
+    for name, hyp in (("asr_am", good), ("llm_asr_x", bad)):
+        score(ref, hyp, tmp_path / "exp" / name / "decode_beam" / "test" / "score_wer")
+    monkeypatch.chdir(tmp_path)
+    base = "exp/asr_am/decode_beam"
+    assert results_make_main(["--exp_dirs", "exp/*", "--out", "RESULTS.md", "--baseline", base]) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "|system|decode|dataset|WER|CER|Ins|#Ins|vs baseline|" in text
+    assert "|asr_am|beam|test|0.0|-|0.0|0|baseline|" in text
+    row = next(line for line in text.splitlines() if line.startswith("|llm_asr_x|beam|test|"))
+    assert "MP: worse (p" in row and "SI: worse (p" in row
+    assert (tmp_path / "exp/llm_asr_x/decode_beam/test/significance_vs_baseline/significance.txt").is_file()
+    capsys.readouterr()
+    assert results_make_main(["--exp_dirs", "exp/*", "--out", "R2.md", "--baseline", "exp/none/decode_x"]) == 1
+    assert "baseline exp/none/decode_x" in capsys.readouterr().err

@@ -279,7 +279,9 @@ if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
 fi
 
 if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
-  log "Stage 13: Report: ${expdir}/*/decode_*/*/score_* -> ${results}"
-  ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}"
+  log "Stage 13: Report: ${expdir}/*/decode_*/*/score_* -> ${results} (significance against the AM's decoding)"
+  _base=${asr_exp}/decode_$(basename "${asr_inference_config}" .yaml | sed 's/^decode_//')_$(basename "${asr_inference_model}" .pth)
+  _opts=(); [ -d "${_base}" ] && _opts=(--baseline "${_base}")
+  ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}" "${_opts[@]}"
 fi
 log "Successfully finished ${stage}-${stop_stage} in ${SECONDS}s"
