@@ -17,7 +17,7 @@ Usage:
 Modes (each over the same utterances, one at a time, after one warm-up utterance):
     am_beam               ESPnet's Speech2Text on the AM (beam --beam_size, CTC weight --am_ctc_weight): the reference
     am_fusion_labelwise   + the LLM on the AM's units (--labelwise_llm), label-wise shallow fusion
-    am_fusion_delayed     + the LLM with its own tokenizer (--fusion_llm), scores at word boundaries
+    am_fusion_delayed     + the LLM with its own tokenizer (--fusion_llm), delayed fusion (--delay, default token)
     am_rescore            the AM's n-best rescored by --fusion_llm
     llm_greedy            the speech LLM, greedy search
     llm_beam              the speech LLM, ESPnet beam search with the KV-cache LLM scorer
@@ -105,7 +105,8 @@ def am_modes(args, utterances, device):
     if args.labelwise_llm:
         modes.append(("am_fusion_labelwise", dict(fusion="labelwise", llm=args.labelwise_llm), args.labelwise_llm))
     if args.fusion_llm:
-        modes.append(("am_fusion_delayed", dict(fusion="delayed", llm=args.fusion_llm), args.fusion_llm))
+        delayed = dict(fusion="delayed", llm=args.fusion_llm, delay=args.delay)
+        modes.append(("am_fusion_delayed", delayed, args.fusion_llm))
         modes.append(("am_rescore", dict(fusion="rescore", llm=args.fusion_llm,
                                          nbest_rescore=min(10, args.beam_size)), args.fusion_llm))
     rows = []
@@ -137,6 +138,7 @@ def get_parser():
     parser.add_argument("--llm_data", type=str2triple_str, default=None, help="speech LLM input (default: --data)")
     parser.add_argument("--text", type=Path, help="Kaldi text of the set (only to check the ids)")
     parser.add_argument("--num_utts", type=int, default=1000000, help="first N utterances of the set")
+    parser.add_argument("--delay", default="token", choices=["word", "token"], help="delayed fusion's delay")
     parser.add_argument("--fusion_llm", default=None, help="text LLM with its tokenizer (delayed fusion, rescoring)")
     parser.add_argument("--labelwise_llm", default=None, help="text LLM on the AM's units (label-wise fusion)")
     parser.add_argument("--beam_size", type=int, default=10)
