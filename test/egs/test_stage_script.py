@@ -48,6 +48,8 @@ def template_options() -> dict[str, tuple[str, str]]:
     (["--stage", "x"], 2, "Error: --stage x --stop_stage 13: stages run from 1 to 13 with stage <= stop_stage"),
     (["--foo", "1"], 1, "../../TEMPLATE/asr1/llm_asr.sh: invalid option --foo (no variable foo to set; see --help)"),
     (["--llm_init_encoder", "yes"], 1, "option --llm_init_encoder takes true or false, got 'yes'"),
+    (["--llm_ctc_vocab", "some"], 2, "Error: --llm_ctc_vocab some: must be one of: train full"),
+    (["--llm_input", "wav"], 2, "Error: --llm_input wav: must be one of: fbank raw"),
 ])
 def test_bad_options_fail_before_anything_is_created(recipe, args, status, message):
     before = tree(recipe.parents[2])

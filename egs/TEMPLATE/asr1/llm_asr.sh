@@ -85,7 +85,7 @@ printf -v run_args '%s' "$(without_stage_opts "$0" "$@")"  # printf -v: not an o
 for _opt in "llm_input fbank raw" "llm_ctc_vocab train full"; do  # <name> <allowed values...>
   # shellcheck disable=SC2086
   set -- ${_opt}; _name=$1; shift
-  [[ " $* " == *" ${!_name} "* ]] || { log "--${_name} must be one of: $* (got '${!_name}')"; exit 2; }
+  [[ " $* " == *" ${!_name} "* ]] || { log "Error: --${_name} ${!_name}: must be one of: $*"; exit 2; }
 done
 SECONDS=0
 # shellcheck disable=SC1091
