@@ -49,7 +49,6 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from espnet.nets.batch_beam_search import BatchBeamSearch
 from espnet.nets.scorers.ctc import CTCPrefixScorer
 from espnet.nets.scorers.length_bonus import LengthBonus
 from espnet2.fileio.datadir_writer import DatadirWriter
@@ -60,6 +59,7 @@ from espnet_llm.asr.llm import load_tokenizer
 from espnet_llm.decode.greedy import greedy_search, max_output_length
 from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids, word_error_rate
 from espnet_llm.decode.llm_scorer import LLMPrefixScorer
+from espnet_llm.decode.search import SettledBatchBeamSearch
 from espnet_llm.tasks.llm_asr import FEATS_FRAME_SHIFT_MS, LLMASRTask
 
 # model files an ESPnet exp dir may hold, in order of preference
@@ -151,7 +151,8 @@ class Speech2TextLLM:
                 raise ValueError(f"CTC vocab {ctc_vocab} != LLM vocab {self.n_vocab}")
             scorers["ctc"] = CTCPrefixScorer(ctc=model.ctc, eos=self.eos)
             weights["ctc"] = ctc_weight
-        self.beam_search = BatchBeamSearch(
+        self.beam_search = SettledBatchBeamSearch(  # ESPnet's, ending once the n-best cannot change
+            nbest=nbest,
             scorers=scorers,
             weights=weights,
             beam_size=beam_size,

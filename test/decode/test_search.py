@@ -1,0 +1,58 @@
+"""SettledBatchBeamSearch: ESPnet's BatchBeamSearch that stops once the n-best cannot change, with the same result."""
+import pytest
+import torch
+from espnet.nets.batch_beam_search import BatchBeamSearch
+from espnet.nets.scorer_interface import BatchScorerInterface
+from espnet.nets.scorers.length_bonus import LengthBonus
+
+from espnet_llm.decode.search import SettledBatchBeamSearch
+
+VOCAB, EOS = 6, 5
+
+
+class TableScorer(BatchScorerInterface):
+    """Log-probs that depend on the last token (a bigram table), so hypotheses differ and keep running."""
+
+    def __init__(self, seed):
+        torch.manual_seed(seed)
+        self.table = torch.log_softmax(2.0 * torch.randn(VOCAB, VOCAB), -1)
+        self.table[:, 0] = -1e4  # no blank
+
+    def batch_init_state(self, x):
+        return None
+
+    def init_state(self, x):
+        return None
+
+    def batch_score(self, ys, states, xs):
+        return self.table[ys[:, -1]].to(xs.dtype), [None] * ys.shape[0]
+
+
+def search(cls, seed, penalty=0.0, normalize_length=False, **kw):
+    scorers = dict(decoder=TableScorer(seed), length_bonus=LengthBonus(VOCAB))
+    beam = cls(scorers=scorers, weights=dict(decoder=1.0, length_bonus=penalty), beam_size=4, vocab_size=VOCAB,
+               sos=EOS, eos=EOS, pre_beam_score_key="full", normalize_length=normalize_length, **kw)
+    return beam, beam(x=torch.zeros(40, 2), maxlenratio=-30, minlenratio=0.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("nbest", [1, 3])
+def test_same_nbest_as_espnet_in_fewer_steps(seed, nbest):
+    _, plain = search(BatchBeamSearch, seed)
+    settled, ours = search(SettledBatchBeamSearch, seed, nbest=nbest)
+    for a, b in zip(plain[:nbest], ours[:nbest]):
+        assert a.yseq.tolist() == b.yseq.tolist() and float(a.score) == pytest.approx(float(b.score))
+    assert settled.exact_stop and settled.steps <= 30  # ESPnet runs all 30 steps to the bound
+
+
+def test_stops_early_on_a_clear_winner():
+    settled, _ = search(SettledBatchBeamSearch, 0)
+    settled.full_scorers["decoder"].table[:, EOS] = 0.0  # EOS is certain: the first ended hypothesis settles it
+    ours = settled(x=torch.zeros(40, 2), maxlenratio=-30)
+    assert settled.steps == 1 and ours[0].yseq.tolist() == [EOS, EOS]
+
+
+@pytest.mark.parametrize("kw", [dict(penalty=0.5), dict(normalize_length=True)])
+def test_not_exact_stop_is_off(kw):
+    settled, _ = search(SettledBatchBeamSearch, 0, **kw)
+    assert not settled.exact_stop and settled.steps == 30
