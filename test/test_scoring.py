@@ -150,3 +150,25 @@ def test_significance_identical_systems_and_bad_names(tmp_path):
 def test_parse_sc_stats_unified_rejects_reports_without_verdicts():
     with pytest.raises(ValueError, match="no test verdicts"):
         parse_sc_stats_unified("|  nothing here  |\n", ["a", "b"])
+
+
+def test_utterance_sign_test_is_exact_with_many_ties(tmp_path):
+    """130 utterances, the second system better on 28 and worse on 19 (83 ties): binomial p = 0.243, not
+    significant (sctk's own sign test said p < 0.001 here)."""
+    words = ["ALPHA", "BRAVO", "CHARLIE", "DELTA"]
+    ref = {f"s{i % 5}-u{i:03d}": " ".join(words) for i in range(130)}
+    first, second = dict(ref), dict(ref)
+    ids = sorted(ref)
+    for u in ids[:28]:
+        first[u] = "ALPHA BRAVO CHARLIE"  # second better
+    for u in ids[28:47]:
+        second[u] = "ALPHA BRAVO"  # second worse
+    paths = []
+    for name, texts in (("ref", ref), ("one", first), ("two", second)):
+        path = tmp_path / f"{name}.trn"
+        write_trn(path, {u: t.split() for u, t in texts.items()}, {})
+        paths.append(path)
+    result = significance_test(paths[0], paths[1:], ["one", "two"], tmp_path / "sig")
+    sign = next(t for t in result["tests"] if t["test"] == "SI")
+    assert (sign["significant"], sign["p"], sign["better"]) == (False, "0.243", None)
+    assert "fewer errors on 28, more on 19, 83 ties" in sign["name"]
