@@ -85,6 +85,17 @@ sub append_to {
     close($fh) or fail("cannot write $path: $!");
 }
 
+sub rotate {
+    # A rerun (e.g. a resumed training) keeps the earlier logs: x.log -> x.1.log, x.1.log -> x.2.log, ...
+    my ($path) = @_;
+    return unless -s $path;
+    (my $stem = $path) =~ s/\.log$//;
+    my $n = 1;
+    $n++ while -e "$stem.$n.log";
+    for (my $i = $n; $i > 1; $i--) { rename("$stem." . ($i - 1) . ".log", "$stem.$i.log") or fail("cannot rotate $path: $!") }
+    rename($path, "$stem.1.log") or fail("cannot rotate $path: $!");
+}
+
 my (%running, %started, @failed);
 my $stop_signal;
 for my $sig (qw(INT TERM HUP)) {
@@ -115,6 +126,7 @@ for my $id ($first .. $last) {
     my $cmd = substituted($command, $id);
     my $dir = dirname($log);
     make_path($dir) unless -d $dir;
+    rotate($log);
     append_to($log, "# $cmd\n# Started at " . now() . " on $host\n#\n", '>');
     $started{$id} = time();
     my $pid = fork() // fail("cannot fork: $!");

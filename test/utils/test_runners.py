@@ -78,6 +78,14 @@ def test_run_pl_single_job_without_job_variable(tmp_path):
     assert (result.returncode, result.stderr) == (1, "run.pl: 1 / 1 failed, log is in log/two.log\n")
 
 
+def test_run_pl_keeps_the_logs_of_earlier_runs(tmp_path):
+    """A rerun (a resumed training) must not overwrite the log of the run before it: x.log -> x.1.log -> x.2.log."""
+    for word in ("one", "two", "three"):
+        assert run(RUN_PL, "exp/train.log", "echo", word, cwd=tmp_path).returncode == 0
+    logs = {p.name: p.read_text().splitlines()[3] for p in (tmp_path / "exp").iterdir()}
+    assert logs == {"train.2.log": "one", "train.1.log": "two", "train.log": "three"}
+
+
 @pytest.mark.parametrize("args, message", [
     (["JOB=1:3", "log/shared.log", "true"], "run.pl: 3 jobs would share the log file log/shared.log; put JOB in its name"),
     (["--memory", "4G", "log/x.log", "true"], "run.pl: unknown option --memory (known: --config, --gpu, --max-jobs-run"),
