@@ -80,8 +80,14 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tiny_llm_dir, data_dir, t
     assert at_kill["reporter"]["epoch"] < 3 and not (killed / "3epoch.pth").exists()
     epochs_done = at_kill["reporter"]["epoch"]
 
-    LLMASRTask.main(cmd=train_args(tiny_llm_dir, data_dir, killed))
-    LLMASRTask.main(cmd=train_args(tiny_llm_dir, data_dir, straight))
+    # the killed run had one thread (OMP_NUM_THREADS=1): another thread count changes the order of float sums
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        LLMASRTask.main(cmd=train_args(tiny_llm_dir, data_dir, killed))
+        LLMASRTask.main(cmd=train_args(tiny_llm_dir, data_dir, straight))
+    finally:
+        torch.set_num_threads(threads)
 
     with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
         resumed = torch.load(killed / "checkpoint.pth", map_location="cpu", weights_only=True)
