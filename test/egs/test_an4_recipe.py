@@ -62,3 +62,17 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     rerun = subprocess.run([str(recipe / "run.sh"), *args, "--stage", "3", "--stop_stage", "4"], cwd=recipe,
                            capture_output=True, text=True, timeout=600, env=env, check=False)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+
+    # A model retrained after decoding (newer than the texts and the split outputs) is decoded again, every split:
+    # stale split outputs must not be merged into a "new" text.
+    model = (recipe / "exp/llm_asr_tiny/valid.acc.ave.pth").resolve()
+    old_split = (llm_decode / "logdir/output.1/1best_recog/text").stat().st_mtime
+    os.utime(model, (old_split + 10, old_split + 10))
+    redo = subprocess.run([str(recipe / "run.sh"), *args, "--llm_test_sets", "test", "--stage", "11",
+                           "--stop_stage", "11"], cwd=recipe, capture_output=True, text=True, timeout=600, env=env,
+                          check=False)
+    assert redo.returncode == 0, redo.stdout[-3000:] + redo.stderr[-3000:]
+    assert "Stage 11: Decoding:" in redo.stdout
+    for n in (1, 2):
+        assert (llm_decode / f"logdir/output.{n}/1best_recog/text").stat().st_mtime > old_split + 10
+        assert (llm_decode / f"logdir/decode.{n}.1.log").is_file()  # run.pl kept the first run's log

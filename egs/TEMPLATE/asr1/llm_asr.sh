@@ -237,10 +237,11 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
     mkdir -p "${_dir}/logdir"; echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
     utils/split_data.sh "data/${dset}" "${inference_nj}"
-    _todo=()  # a rerun decodes only the splits whose 1-best is missing or cut short
+    _todo=()  # a rerun decodes only the splits whose 1-best is missing, cut short or older than the model
     for n in $(seq "${inference_nj}"); do
       _f=${_dir}/logdir/output.${n}/1best_recog/text
-      [ -f "${_f}" ] && [ "$(wc -l < "${_f}")" = "$(wc -l < "data/${dset}/split${inference_nj}/${n}/utt2spk")" ] || _todo+=("${n}")
+      [ -f "${_f}" ] && [ "${_f}" -nt "${_exp}/${_model}" ] \
+        && [ "$(wc -l < "${_f}")" = "$(wc -l < "data/${dset}/split${inference_nj}/${n}/utt2spk")" ] || _todo+=("${n}")
     done
     if [ "${#_todo[@]}" = "${inference_nj}" ]; then _ranges=("1:${inference_nj}"); else _ranges=(); for n in "${_todo[@]}"; do _ranges+=("${n}:${n}"); done; fi
     _pids=()
