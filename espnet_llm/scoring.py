@@ -222,10 +222,10 @@ def read_trn(path: Union[str, os.PathLike]) -> Dict[str, str]:
     return entries
 
 
-def _write_sig_trn(path: Path, entries: Mapping[str, str], speaker_of: Mapping[str, str]) -> None:
+def _write_sig_trn(path: Path, entries: Mapping[str, str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for trn_id, tokens in entries.items():
-            f.write(f"{tokens} ({speaker_of[trn_id]}-{trn_id})\n" if speaker_of else f"{tokens} ({trn_id})\n")
+            f.write(f"{tokens} ({trn_id})\n")
 
 
 def parse_sc_stats_unified(report: str, names: Sequence[str]) -> List[dict]:
@@ -316,8 +316,9 @@ def significance_test(
 ) -> dict:
     """Compare two hypothesis trn files on one reference trn with sc_stats (MAPSSWE and sign tests).
 
-    sc_stats's sign test pairs per-speaker error rates; with `sign_unit="utterance"` every utterance is
-    made its own speaker, so the sign test pairs utterances (a test set of 10 speakers gives it no power).
+    MAPSSWE is sc_stats'. The sign test pairs utterances (`sign_unit="utterance"`: `exact_sign_test`, since
+    sc_stats' own is wrong with many pairs) or speakers (sc_stats' per-speaker error rates; a test set of 10
+    speakers gives it no power).
     Writes <out_dir>/{ref.trn, <name>.trn, <name>.sgml, significance.stats.unified, significance.txt}.
     """
     if len(hyp_trns) != 2 or len(names) != 2:
@@ -336,10 +337,9 @@ def significance_test(
         if set(hyp) != set(ref):
             diff = sorted(set(hyp) ^ set(ref))
             raise ValueError(f"{name} ({path}) and the reference differ in ids: {_format_ids(diff)}")
-    speaker_of = {trn_id: f"u{i:06d}" for i, trn_id in enumerate(ref)} if sign_unit == "utterance" else {}
-    _write_sig_trn(out_dir / "ref.trn", ref, speaker_of)
+    _write_sig_trn(out_dir / "ref.trn", ref)
     for name, hyp in zip(names, hyps):
-        _write_sig_trn(out_dir / f"{name}.trn", {i: hyp[i] for i in ref}, speaker_of)
+        _write_sig_trn(out_dir / f"{name}.trn", {i: hyp[i] for i in ref})
 
     sclite = find_sctk_tool("sclite")
     summaries = {}
@@ -354,7 +354,9 @@ def significance_test(
         )
 
     sgml = "".join((out_dir / f"{name}.sgml").read_text(encoding="utf-8") for name in names)
-    cmd = [find_sctk_tool("sc_stats"), "-p", "-t", "mapsswe", "-t", "sign", "-u", "-n", "significance"]
+    # the sign test over utterances is exact_sign_test's; sctk's sign test only for speakers
+    sign = ["-t", "sign"] if sign_unit == "speaker" else []
+    cmd = [find_sctk_tool("sc_stats"), "-p", "-t", "mapsswe", *sign, "-u", "-n", "significance"]
     proc = subprocess.run(cmd, cwd=out_dir, input=sgml, capture_output=True, text=True)
     report_path = out_dir / "significance.stats.unified"
     if proc.returncode != 0 or not report_path.is_file():
@@ -362,7 +364,7 @@ def significance_test(
     report = report_path.read_text(encoding="utf-8")
     tests = parse_sc_stats_unified(report, names)
     if sign_unit == "utterance":  # sctk's sign test is wrong with many "speakers" (exact_sign_test)
-        tests = [t for t in tests if t["test"] != "SI"] + [exact_sign_test(out_dir, names)]
+        tests.append(exact_sign_test(out_dir, names))
 
     errors = {name: summaries[name]["counts"]["Err"] for name in names}
     better = None if errors[names[0]] == errors[names[1]] else min(names, key=errors.get)

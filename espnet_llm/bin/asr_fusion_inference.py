@@ -2,7 +2,8 @@
 """Decode with the conventional AM (ESPnet's Speech2Text, CTC/attention beam search) fused with a text-only LLM.
 
 Usage:
-    # delayed fusion: any HF causal LM (its own tokenizer), scores added at word boundaries
+    # delayed fusion: any HF causal LM (its own tokenizer), scoring every AM token one step late
+    # (--delay token, the default; --delay word: only at word ends)
     python -m espnet_llm.bin.asr_fusion_inference --ngpu 0 --config conf/decode_asr_fusion_delayed.yaml \
         --asr_train_config exp/asr_conformer/config.yaml --asr_model_file exp/asr_conformer/valid.acc.ave.pth \
         --data_path_and_name_and_type dump/fbank/test/feats.scp,speech,kaldi_ark \
@@ -113,7 +114,7 @@ class Speech2TextFusion:
         lm_weight: float = 0.0,
         llm_text_case: str = "lower",
         word_bonus: float = 0.0,
-        delay: str = "word",
+        delay: str = "token",
     ):
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
@@ -150,7 +151,7 @@ class Speech2TextFusion:
         llm_text_case: str = "lower",
         word_bonus: float = 0.0,
         nbest_rescore: int = 10,
-        delay: str = "word",
+        delay: str = "token",
         device: str = "cpu",
         **speech2text_kwargs,
     ) -> "Speech2TextFusion":
@@ -268,7 +269,7 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--nbest", type=int, default=1, help="hypotheses written ({n}best_recog)")
     group.add_argument("--nbest_rescore", type=int, default=10, help="N of N-best rescoring (--fusion rescore)")
     group.add_argument("--word_bonus", type=float, default=0.0, help="per-word bonus of N-best rescoring")
-    group.add_argument("--delay", default="word", choices=DelayedLLMScorer.DELAYS,
+    group.add_argument("--delay", default="token", choices=DelayedLLMScorer.DELAYS,
                        help="delayed fusion: LLM scores at word ends (word) or per AM token, one step late (token)")
     group.add_argument("--llm_text_case", default="lower", choices=TEXT_CASES, help="case the LLM was tuned on")
     return parser

@@ -123,7 +123,7 @@ class LLMTextScorer:
         self.device = next(llm.parameters()).device
         self.memo: Dict[str, LLMTextState] = {}
         self._start: Optional[LLMTextState] = None
-        self.n_forwards = 0  # batched forwards run (for benchmarks)
+        self.n_forwards = 0  # batched forwards run so far (tests check the batching with it)
 
     def encode(self, text: str) -> Tuple[int, ...]:
         return tuple(self.tokenizer(change_case(text, self.text_case), add_special_tokens=False)["input_ids"])
@@ -263,7 +263,7 @@ class DelayedLLMScorer(BatchScorerInterface):
 
     DELAYS = ("word", "token")
 
-    def __init__(self, text_scorer: LLMTextScorer, token_list: Sequence[str], eos: int, delay: str = "word"):
+    def __init__(self, text_scorer: LLMTextScorer, token_list: Sequence[str], eos: int, delay: str = "token"):
         if delay not in self.DELAYS:
             raise ValueError(f"delay must be one of {self.DELAYS}, got {delay!r}")
         self.text_scorer = text_scorer

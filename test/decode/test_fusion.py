@@ -101,7 +101,7 @@ def test_delayed_equals_labelwise_when_units_are_words(delay):
     assert torch.all(dl_steps[0][:, 2:SOS_EOS] == 0)  # nothing completed before the first word
 
 
-def searches(llm, tokenizer, table, beam_size, delay="word"):
+def searches(llm, tokenizer, table, beam_size, delay):
     """n-best of ESPnet's BatchBeamSearch with the table "AM" and label-wise / delayed fusion (lm_weight 0.7)."""
     nbests = {}
     for name, lm in [
@@ -170,7 +170,7 @@ def test_delayed_scorer_adds_scores_only_at_word_boundaries(tiny_llm):
     """AM pieces "▁ON E ▁T WO <eos>" (words split into pieces) against the byte-level BPE LLM's own tokens."""
     llm, tokenizer = tiny_llm
     eos = len(SUBWORD_UNITS) - 1
-    delayed = DelayedLLMScorer(LLMTextScorer(llm, tokenizer, text_case="lower"), SUBWORD_UNITS, eos=eos)
+    delayed = DelayedLLMScorer(LLMTextScorer(llm, tokenizer, text_case="lower"), SUBWORD_UNITS, eos=eos, delay="word")
     seq = [eos, 3, 4, 5, 6, eos]
     totals, steps = step(delayed, [seq])
     starts = torch.tensor([2, 3, 5, 7])
