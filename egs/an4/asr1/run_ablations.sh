@@ -7,13 +7,15 @@
 #   ./run_ablations.sh --budget full --studies "stride tuning"   # conformer encoder from the AM, GPU, test + dev
 #   ./run_ablations.sh --budget small --dry_run true        # write the configs and the manifest, print the commands
 #
-# Studies (each varies one thing of the base config; the base system is trained once and shared):
-#   stride     projector_conf.stride_ms 80 (base) / 160 / 320 / 640 / 960
-#   tuning     LLM frozen / LoRA r8 (base) / LoRA r32 / full fine-tuning (lr 2e-4)
-#   mask       model_conf.text_mask_prob 0 (base) / 0.1 / 0.25
-#   projector  stack_linear (base) / stack_mlp / conv
-#   prompt     none (base) / a short instruction
-#   decode     the base model decoded greedy (base) / beam 10 / beam 10 length-normalised / beam 10 + CTC 0.3 / 0.5
+# Studies (each variant sets its keys on the base config; a variant whose YAML equals the base's is the base system,
+# trained once and shared by every study):
+#   stride     projector_conf.stride_ms 80 / 160 / 320 / 640 / 960
+#   tuning     LLM frozen / LoRA r8 / LoRA r32 / full fine-tuning (lr 2e-4)
+#   mask       model_conf.text_mask_prob 0 / 0.1 / 0.25
+#   projector  stack_linear / stack_mlp / conv
+#   prompt     none / a short instruction
+#   decode     one system, the base + ${decode_train_changes} (a CTC head), decoded greedy / beam 10 /
+#              beam 10 length-normalised / beam 10 + CTC 0.3 / 0.5
 # Configs are generated from the base with espnet_llm.bin.config_overlay into ${outdir}/conf/; systems go to
 # exp/llm_asr_abl_<study>_<variant> (exp/llm_asr_abl_base for the base). A system already trained (its model file
 # exists) or scored (score_wer/result.json) is not redone, so a stopped grid continues where it stopped.
@@ -25,9 +27,10 @@ log() {
   echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) $*"
 }
 
-budget=small            # small: Whisper encoder, raw audio, few epochs, test set (a few CPU hours); full: GPU
+budget=small            # small: Whisper encoder, frozen LLM, 2 epochs, test set (a few CPU hours); full: GPU
 studies="stride tuning mask projector prompt decode"  # studies to run, in this order
-base_config=""          # training YAML the grid varies; default: whisper_lora (small) or lora_stride80 (full)
+base_config=""          # training YAML the grid varies; default: whisper_frozen (small) or lora_stride80 (full)
+decode_train_changes="model_conf.ctc_weight=0.3"  # keys set on the base for the decode study's system (CTC head)
 max_epoch=""            # epochs of every training; default: 2 (small), the base config's (full)
 test_sets=""            # sets to decode; default: test (small), "test dev" (full)
 ngpu=""                 # GPUs for training; default: 0 (small), 1 (full)
@@ -47,7 +50,7 @@ grid_command=$(printf '%q ' "./${0##*/}" "$@")
 . ./path.sh
 
 case ${budget} in
-  small) base_config=${base_config:-conf/tuning/train_llm_asr_whisper_lora.yaml}; max_epoch=${max_epoch:-2}
+  small) base_config=${base_config:-conf/tuning/train_llm_asr_whisper_frozen.yaml}; max_epoch=${max_epoch:-2}
          test_sets=${test_sets:-test}; ngpu=${ngpu:-0}
          budget_opts=(--llm_input raw --llm_init_encoder false) ;;
   full)  base_config=${base_config:-conf/tuning/train_llm_asr_lora_stride80.yaml}
@@ -59,19 +62,24 @@ esac
 common_opts=("${budget_opts[@]}" --ngpu "${ngpu}" --expdir "${expdir}" --llm_test_sets "${test_sets}" ${run_args})
 model=valid.acc.ave.pth
 
-variants() {  # <study>: lines "<variant>|<key=yaml>|..."; an empty change list is the base system
+variants() {  # <study>: lines "<variant>|<key=yaml>|..." (the keys it sets on the base config)
   case $1 in
-    stride)    echo "stride80"; for s in 160 320 640 960; do echo "stride${s}|projector_conf.stride_ms=${s}"; done ;;
-    tuning)    echo "frozen|llm_conf.tuning=frozen"; echo "lora_r8"
-               echo "lora_r32|llm_conf.lora.r=32|llm_conf.lora.alpha=64"
+    stride)    for s in 80 160 320 640 960; do echo "stride${s}|projector_conf.stride_ms=${s}"; done ;;
+    tuning)    echo "frozen|llm_conf.tuning=frozen"
+               echo "lora_r8|llm_conf.tuning=lora|llm_conf.lora.r=8|llm_conf.lora.alpha=16"
+               echo "lora_r32|llm_conf.tuning=lora|llm_conf.lora.r=32|llm_conf.lora.alpha=64"
                echo "full_lr2e-4|llm_conf.tuning=full|optim_conf.lr=0.0002" ;;
-    mask)      echo "mask0"; echo "mask0.1|model_conf.text_mask_prob=0.1"; echo "mask0.25|model_conf.text_mask_prob=0.25" ;;
-    projector) echo "linear"; echo "mlp|projector=stack_mlp"; echo "conv|projector=conv" ;;
-    prompt)    echo "none"; echo "instruction|model_conf.prompt=\"Transcribe the speech.\"" ;;
+    mask)      for p in 0.0 0.1 0.25; do echo "mask${p}|model_conf.text_mask_prob=${p}"; done ;;
+    projector) echo "linear|projector=stack_linear"; echo "mlp|projector=stack_mlp"; echo "conv|projector=conv" ;;
+    prompt)    echo "none|model_conf.prompt=\"\""; echo "instruction|model_conf.prompt=\"Transcribe the speech.\"" ;;
     decode)    echo "greedy"; echo "beam10|beam_size=10"; echo "beam10_lennorm|beam_size=10|normalize_length=true"
                echo "beam10_ctc0.3|beam_size=10|ctc_weight=0.3"; echo "beam10_ctc0.5|beam_size=10|ctc_weight=0.5" ;;
     *) log "Error: unknown study '$1' (stride tuning mask projector prompt decode)"; exit 2 ;;
   esac
+}
+
+same_yaml() {  # <a.yaml> <b.yaml>: true when both load to the same configuration (comments aside)
+  ${python} -c 'import sys, yaml; a, b = (yaml.safe_load(open(f)) for f in sys.argv[1:]); sys.exit(a != b)' "$1" "$2"
 }
 
 overlay() {  # <base yaml> <out yaml> <key=yaml>...: write the base with the changes
@@ -94,18 +102,25 @@ greedy_conf=${outdir}/conf/decode_llm_abl_greedy.yaml
 overlay "${decode_base_config}" "${greedy_conf}"
 epoch_opts=(); [ -n "${max_epoch}" ] && epoch_opts=("max_epoch=${max_epoch}")
 
+base_conf=${outdir}/conf/train_llm_asr_abl_base.yaml
+overlay "${base_config}" "${base_conf}" "${epoch_opts[@]}"
+# shellcheck disable=SC2206
+decode_changes=(${decode_train_changes})
+
 for study in ${studies}; do
   while IFS='|' read -r -a spec; do
     variant=${spec[0]}; changes=("${spec[@]:1}")
-    if [ "${study}" = decode ] || [ ${#changes[@]} -eq 0 ]; then tag=abl_base; else tag=abl_${study}_${variant}; fi
-    train_conf=${outdir}/conf/train_llm_asr_${tag}.yaml
-    decode_conf=${greedy_conf}
-    if [ "${study}" = decode ]; then
-      overlay "${base_config}" "${train_conf}" "${epoch_opts[@]}"
+    decode_conf=${greedy_conf}; system=${variant}
+    if [ "${study}" = decode ]; then  # one system, decoded in several ways
       decode_conf=${outdir}/conf/decode_llm_abl_${variant}.yaml
       overlay "${decode_base_config}" "${decode_conf}" "${changes[@]}"
-    else
-      overlay "${base_config}" "${train_conf}" "${changes[@]}" "${epoch_opts[@]}"
+      changes=("${decode_changes[@]}"); system=system
+    fi
+    tag=abl_${study}_${system}
+    train_conf=${outdir}/conf/train_llm_asr_${tag}.yaml
+    overlay "${base_config}" "${train_conf}" "${changes[@]}" "${epoch_opts[@]}"
+    if same_yaml "${train_conf}" "${base_conf}"; then  # this variant is the base system
+      rm "${train_conf}"; tag=abl_base; train_conf=${base_conf}
     fi
     exp=${expdir}/llm_asr_${tag}
     decode_dir=${exp}/decode_$(basename "${decode_conf}" .yaml | sed 's/^decode_//')_$(basename "${model}" .pth)
