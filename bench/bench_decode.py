@@ -20,6 +20,7 @@ Modes (each over the same utterances, one at a time, after one warm-up utterance
     am_fusion_delayed     + the LLM with its own tokenizer (--fusion_llm), delayed fusion (--delay, default token)
     am_rescore            the AM's n-best rescored by --fusion_llm
     llm_greedy            the speech LLM, greedy search
+    llm_greedy_batchN     the same, N utterances a batch (--greedy_batch_size; offline throughput, same output)
     llm_beam              the speech LLM, ESPnet beam search with the KV-cache LLM scorer
     llm_beam_ctc          + joint CTC prefix scores (--ctc_weight; only for a model with a CTC head)
 
@@ -63,15 +64,18 @@ def seconds_of(speech: torch.Tensor, fs: int = 16000) -> float:
     return audio_seconds(torch.tensor([speech.shape[0]]), speech[None], fs)
 
 
-def run_mode(name, decode, forward, utterances, device):
-    """Decode every utterance (after a warm-up), then one teacher-forced forward per 1-best; returns the row dict."""
+def run_mode(name, decode, forward, utterances, device, decode_all=None):
+    """Decode every utterance (after a warm-up), then one teacher-forced forward per 1-best; returns the row dict.
+
+    `decode_all(speeches) -> hyps` replaces the one-at-a-time loop over `decode` (batched decoding)."""
     decode(utterances[0][1])
+    decode_all = decode_all or (lambda speeches: [decode(speech) for speech in speeches])
     with PeakMemory(device) as memory:
-        hyps, wall = timed(lambda: [decode(speech) for _, speech in utterances], device)
+        hyps, wall = timed(lambda: decode_all([speech for _, speech in utterances]), device)
     _, floor = timed(lambda: [forward(speech, hyp) for (_, speech), hyp in zip(utterances, hyps)], device)
     audio = sum(seconds_of(s) for _, s in utterances)
     return dict(mode=name, utts=len(utterances), audio_s=audio, wall_s=wall, rtf=wall / audio,
-                floor=wall / max(floor, 1e-9), rss=memory.rss_gib, gpu=memory.gpu_gib)
+                floor=wall / max(floor, 1e-9), rss=memory.rss_gib, gpu=memory.gpu_gib, hyps=hyps)
 
 
 def llm_modes(args, utterances, device):
@@ -92,7 +96,24 @@ def llm_modes(args, utterances, device):
         searches.append(("llm_beam_ctc", Speech2TextLLM(model, tokenizer, beam_size=args.beam_size,
                                                         ctc_weight=args.ctc_weight, maxlenratio=args.maxlenratio,
                                                         device=device)))
-    return [run_mode(name, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device) for name, s2t in searches]
+    rows = [run_mode(name, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device) for name, s2t in searches]
+    if args.greedy_batch_size > 1 and greedy.use_greedy:
+        n = args.greedy_batch_size
+
+        def decode_all(speeches):
+            hyps = []
+            for i in range(0, len(speeches), n):
+                chunk = speeches[i:i + n]
+                lengths = torch.tensor([s.shape[0] for s in chunk])
+                padded = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True)
+                hyps += [nbest[0] for nbest in greedy.decode_batch(padded, lengths)]
+            return hyps
+
+        rows.insert(1, run_mode(f"llm_greedy_batch{n}", lambda s: greedy(s)[0], forward, utterances, device,
+                                decode_all))
+        same = [h[0] for h in rows[0]["hyps"]] == [h[0] for h in rows[1]["hyps"]]
+        rows[1]["mode"] += "" if same else " (DIFFERENT OUTPUT)"
+    return rows
 
 
 def am_modes(args, utterances, device):
@@ -143,6 +164,7 @@ def get_parser():
     parser.add_argument("--labelwise_llm", default=None, help="text LLM on the AM's units (label-wise fusion)")
     parser.add_argument("--beam_size", type=int, default=10)
     parser.add_argument("--ctc_weight", type=float, default=0.3, help="speech LLM joint CTC weight")
+    parser.add_argument("--greedy_batch_size", type=int, default=8, help="llm_greedy_batchN mode; <= 1: off")
     parser.add_argument("--am_ctc_weight", type=float, default=0.3)
     parser.add_argument("--lm_weight", type=float, default=0.3)
     parser.add_argument("--maxlenratio", type=float, default=0.5, help="speech LLM length bound (tokens / frame)")

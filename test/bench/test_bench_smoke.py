@@ -28,8 +28,9 @@ def test_usage_docstring(script):
 
 def test_bench_decode_smoke():
     rows = run_bench("bench_decode.py")
+    # llm_greedy_batch8: the 3 utterances in one batch; a "(DIFFERENT OUTPUT)" suffix would fail this list
     assert list(rows) == ["am_beam", "am_fusion_labelwise", "am_fusion_delayed", "am_rescore", "llm_greedy",
-                          "llm_beam", "llm_beam_ctc"]
+                          "llm_greedy_batch8", "llm_beam", "llm_beam_ctc"]
     assert float(rows["am_beam"]["xAM"]) == 1.0
     for mode, row in rows.items():
         assert row["utts"] == "3", mode
