@@ -77,7 +77,9 @@ def greedy_search(
     embed = llm.get_input_embeddings()
     embeds, mask, positions = left_pad([p.to(embed.weight.dtype) for p in prefixes])
     cache = DynamicCache()
-    out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    # logits_to_keep=1: the prefill needs only the last position's vocabulary projection
+    out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
+              logits_to_keep=1)
     next_pos = positions[:, -1:] + 1
 
     tokens: List[List[int]] = [[] for _ in range(n)]

@@ -95,7 +95,8 @@ class LLMPrefixScorer(BatchScorerInterface):
         """Run `embeds` (Batch, Time, Dim) after the cache `layers`; return the last position's log-probs."""
         cache = DynamicCache(ddp_cache_data=layers) if layers is not None else DynamicCache()
         with torch.no_grad():
-            out = self.llm(inputs_embeds=embeds, past_key_values=cache, use_cache=True)
+            # logits_to_keep=1: only the last position's vocabulary projection (49k x 576 for SmolLM2) is needed
+            out = self.llm(inputs_embeds=embeds, past_key_values=cache, use_cache=True, logits_to_keep=1)
         logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (Batch, Vocab)
         return logp, cache_to_layers(out.past_key_values)
 
