@@ -76,3 +76,28 @@ def test_left_pad_and_max_output_length():
     assert max_output_length(0, 0.0, 0) == 1
     with pytest.raises(ValueError):
         max_output_length(10, -1.0, 0)
+
+
+def tiny_other_llm(family, seed):
+    """A tiny GPT-2 or Qwen2 (the other families `--llm PATH` accepts), same vocabulary and width."""
+    from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    if family == "gpt2":
+        config = GPT2Config(vocab_size=VOCAB, n_embd=DIM, n_layer=2, n_head=2, n_positions=128, eos_token_id=EOS)
+        return GPT2LMHeadModel(config).eval()
+    config = Qwen2Config(vocab_size=VOCAB, hidden_size=DIM, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128, eos_token_id=EOS)
+    return Qwen2ForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2"])
+def test_other_llm_families_batched_equals_full_forward(family):
+    llm = tiny_other_llm(family, seed=0)
+    with torch.no_grad():
+        llm.get_output_embeddings().weight.mul_(3.0)  # sharper choices (GPT-2 ties it to the input embedding)
+    prefixes = [torch.randn(n, DIM) for n in (4, 8)]
+    for prefix, result in zip(prefixes, greedy_search(llm, prefixes, [10, 10], eos=EOS)):
+        tokens, score, ended = full_forward_greedy(llm, prefix, 10)
+        assert (result.token_ids, result.ended) == (tokens, ended)
+        assert result.score == pytest.approx(score, abs=1e-4)
