@@ -9,7 +9,7 @@ import yaml
 
 def dry_run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(recipe / "run_ablations.sh"), "--dry_run", "true", *args], capture_output=True,
-                          text=True, timeout=120, check=False, cwd=recipe, env=dict(os.environ))
+                          text=True, timeout=900, check=False, cwd=recipe, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 

@@ -68,7 +68,9 @@ llm_inference_model=valid.acc.ave.pth             # checkpoint of the speech LLM
 llm_test_sets=""        # sets the speech LLM decodes; empty: --test_sets
 text_llm_corpus=an4     # exp/llm_text_<corpus>: the text-only LLM of stage 8 (fusion's LLM)
 text_llm_args=""        # extra options for llm_text_train, e.g. "--text ../../../../shared/data/text/librispeech-dev-clean/text"
-# Report
+# Scoring and report
+score_exps=""           # exp dirs whose decode_*/<set>/ stage 12 scores; empty: every ${expdir}/*
+score_again=false       # true: stage 12 scores again decodings whose scores are up to date
 results=RESULTS.md      # written by stage 13
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [options]; see the variables at the top of $0"
@@ -144,7 +146,7 @@ fi
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   if [ -n "${llm_train_extra_sets}" ]; then
     log "Stage 3: Speech LLM training set: data/{${llm_train_parts// /,}} -> data/${llm_train_set}"
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2046,SC2086
     ${python} -m espnet_llm.bin.datadir_tool combine "data/${llm_train_set}" $(printf 'data/%s ' ${llm_train_parts})
   fi
   for dset in $(echo "${train_feats_set} ${train_set} ${valid_set} ${test_sets} ${llm_test_sets} ${llm_train_set}" | tr ' ' '\n' | sort -u); do
@@ -282,8 +284,12 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
 fi
 
 if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
-  for dir in "${expdir}"/*/decode_*/*/; do
+  # shellcheck disable=SC2086
+  for dir in $(for e in ${score_exps:-${expdir}/*}; do printf '%s ' "${e}"/decode_*/*/; done); do
     dset=$(basename "${dir}"); [ -f "${dir}/text" ] && [ -f "data/${dset}/text" ] || continue
+    _done=${dir}score_wer/result.json  # up to date: newer than the hypotheses, the reference and the CER report
+    if ! "${score_again}" && [ "${_done}" -nt "${dir}text" ] && [ "${_done}" -nt "data/${dset}/text" ] \
+       && [ -f "${dir}score_cer/result.json" ]; then continue; fi
     log "Stage 12: Scoring: ${dir}text vs data/${dset}/text -> ${dir}score_{wer,cer}/result.txt"
     ${python} -m espnet_llm.bin.wer_score --ref "data/${dset}/text" --hyp "${dir}/text" --out_dir "${dir}"
   done

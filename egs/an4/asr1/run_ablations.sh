@@ -40,6 +40,7 @@ outdir=exp/ablations    # generated configs and the manifest
 expdir=exp              # where run.sh puts experiments (its --expdir)
 results=RESULTS.md      # the file that gets the ## Ablations section
 dry_run=false           # true: generate configs and the manifest, print the run.sh commands, run nothing
+jobs=1                  # systems trained and decoded at once (use with --run_args "--nthreads 1 --inference_nj 1")
 python=python3          # python of the environment (path.sh activates tools/venv)
 
 help_message="Usage: $0 [--budget small|full] [--studies \"stride tuning ...\"] [options]"
@@ -107,6 +108,8 @@ overlay "${base_config}" "${base_conf}" "${epoch_opts[@]}"
 # shellcheck disable=SC2206
 decode_changes=(${decode_train_changes})
 
+declare -A pipeline=()  # tag -> lines "train <run.sh options>" and "decode <decode dir> <run.sh options>"
+tags=()
 for study in ${studies}; do
   while IFS='|' read -r -a spec; do
     variant=${spec[0]}; changes=("${spec[@]:1}")
@@ -132,12 +135,47 @@ for study in ${studies}; do
       printf '%s\t%s\t%s\t%s\t%s\t%s\n' "${study}" "${variant}" "${exp}" "${decode_dir}" "${dset}" "${command% }" >> "${manifest}"
     done
     log "${study}/${variant}: ${train_conf} -> ${exp}, ${decode_conf} -> ${decode_dir}"
-    if [ -e "${exp}/${model}" ]; then log "${exp}/${model} exists: not training again"; else run "${train[@]}"; fi
-    scored=true
-    for dset in ${test_sets}; do [ -f "${decode_dir}/${dset}/score_wer/result.json" ] || scored=false; done
-    if "${scored}"; then log "${decode_dir} is scored: not decoding again"; else run "${decode[@]}"; fi
+    if [ -z "${pipeline[${tag}]+x}" ]; then tags+=("${tag}"); pipeline[${tag}]=$(printf '%q ' train "${train[@]}"); fi
+    pipeline[${tag}]+=$'\n'$(printf '%q ' decode "${decode_dir}" "${decode[@]}")
   done < <(variants "${study}")
 done
+
+system_pipeline() {  # <tag>: train the system unless its model exists, then each decoding not scored yet
+  local line args exp=${expdir}/llm_asr_$1 scored dset
+  while IFS= read -r line; do
+    [ -n "${line}" ] || continue
+    eval "args=(${line})"
+    if [ "${args[0]}" = train ]; then
+      if [ -e "${exp}/${model}" ]; then log "${exp}/${model} exists: not training again"; else run "${args[@]:1}" || return 1; fi
+    else
+      scored=true
+      for dset in ${test_sets}; do [ -f "${args[1]}/${dset}/score_wer/result.json" ] || scored=false; done
+      if "${scored}"; then log "${args[1]} is scored: not decoding again"; else run "${args[@]:2}" --score_exps "${exp}" || return 1; fi
+    fi
+  done <<< "${pipeline[$1]}"
+}
+
+# Systems are independent: up to ${jobs} of them train and decode at once, each logging to ${outdir}/log/<tag>.log
+mkdir -p "${outdir}/log"
+for tag in "${tags[@]}"; do
+  if [ "${jobs}" -le 1 ] || "${dry_run}"; then
+    system_pipeline "${tag}" || { log "Error: ${tag} failed"; exit 1; }
+    continue
+  fi
+  while [ "$(jobs -rp | wc -l)" -ge "${jobs}" ]; do wait -n || true; done
+  log "${tag}: started (log: ${outdir}/log/${tag}.log)"
+  rm -f "${outdir}/log/${tag}.rc"
+  { if system_pipeline "${tag}"; then rc=0; else rc=1; fi; echo "${rc}" > "${outdir}/log/${tag}.rc"; } \
+    > "${outdir}/log/${tag}.log" 2>&1 &
+done
+wait
+failed=()
+if [ "${jobs}" -gt 1 ] && ! "${dry_run}"; then
+  for tag in "${tags[@]}"; do [ "$(cat "${outdir}/log/${tag}.rc" 2>/dev/null)" = 0 ] || failed+=("${tag}"); done
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  log "Error: these systems failed: ${failed[*]} (logs: ${outdir}/log/<tag>.log)"; exit 1
+fi
 
 run --stage 13 --stop_stage 13 --expdir "${expdir}" --results "${results}"
 if "${dry_run}"; then
