@@ -31,8 +31,13 @@ def manifest_rows(recipe: Path) -> list[dict]:
 
 
 def test_small_grid_shares_the_base_and_sets_one_thing_per_variant(recipe):
-    dry_run(recipe, "--budget", "small")
+    proc = dry_run(recipe, "--budget", "small")
     rows = manifest_rows(recipe)
+    # the base system serves five studies: trained once, its greedy decoding queued once
+    log = proc.stdout.splitlines() + proc.stderr.splitlines()
+    runs = [line for line in log if "(run_ablations.sh) ./run.sh " in line]
+    base_runs = [line for line in runs if "--llm_asr_tag abl_base " in line + " "]
+    assert [("--stage 9 " in line, "--stage 11 " in line) for line in base_runs] == [(True, False), (False, True)]
     exp_of = {(r["study"], r["system"]): r["exp_dir"] for r in rows}
     assert len(rows) == 5 + 4 + 3 + 3 + 2 + 5
     # the variant that equals the base config is the base system, whatever study names it

@@ -109,6 +109,7 @@ overlay "${base_config}" "${base_conf}" "${epoch_opts[@]}"
 decode_changes=(${decode_train_changes})
 
 declare -A pipeline=()  # tag -> lines "train <run.sh options>" and "decode <decode dir> <run.sh options>"
+declare -A queued=()    # decode dirs already in a pipeline
 tags=()
 for study in ${studies}; do
   while IFS='|' read -r -a spec; do
@@ -136,6 +137,9 @@ for study in ${studies}; do
     done
     log "${study}/${variant}: ${train_conf} -> ${exp}, ${decode_conf} -> ${decode_dir}"
     if [ -z "${pipeline[${tag}]+x}" ]; then tags+=("${tag}"); pipeline[${tag}]=$(printf '%q ' train "${train[@]}"); fi
+    # the base system is the base of several studies: decode it once
+    [ -n "${queued[${decode_dir}]+x}" ] && continue
+    queued[${decode_dir}]=1
     pipeline[${tag}]+=$'\n'$(printf '%q ' decode "${decode_dir}" "${decode[@]}")
   done < <(variants "${study}")
 done
