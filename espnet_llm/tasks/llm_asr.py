@@ -12,6 +12,8 @@ YAML keys (besides ESPnet's trainer/optimizer keys):
                                    target_modules), dtype, trust_remote_code
     model, model_conf              ``llm_prefix``; conf: prompt (text), text_mask_prob, ctc_weight, freeze_encoder
     ctc_conf                       ESPnet CTC options (dropout_rate, ctc_type, ...), used when ctc_weight > 0
+    encoder_lr_scale               the encoder's learning rate relative to optim_conf.lr (fine-tuning a pretrained
+                                   encoder beside a new projector; default 1)
     ctc_vocab                      file of LLM token ids (one per line, ``espnet_llm.bin.llm_ctc_vocab``): the CTC
                                    head predicts only those (+ blank, + one "other" unit; ``espnet_llm.asr.ctc``);
                                    null: the whole LLM vocabulary
@@ -40,7 +42,7 @@ from espnet2.asr.specaug.specaug import SpecAug
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
-from espnet2.tasks.abs_task import AbsTask
+from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.tasks.asr import encoder_choices as espnet_encoder_choices
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
@@ -157,6 +159,13 @@ class LLMASRTask(AbsTask):
         )
 
         group.add_argument(
+            "--encoder_lr_scale",
+            type=float,
+            default=1.0,
+            help="Learning rate of the encoder's parameters relative to optim_conf.lr: a pretrained encoder "
+            "fine-tuned beside a randomly initialised projector wants a smaller step than the projector (0.1)",
+        )
+        group.add_argument(
             "--ctc_vocab",
             type=str_or_none,
             default=None,
@@ -175,6 +184,32 @@ class LLMASRTask(AbsTask):
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
         parser.set_defaults(model_conf=dict(DEFAULT_MODEL_CONF))
+
+    @classmethod
+    def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
+        """ESPnet's optimizer; with ``encoder_lr_scale`` != 1, two parameter groups: encoder (lr x scale), the rest.
+
+        ESPnet's schedulers (warmuplr, ...) scale each group's own base lr, so the ratio holds all through training.
+        """
+        scale = float(getattr(args, "encoder_lr_scale", 1.0))
+        if scale == 1.0:
+            return super().build_optimizers(args, model)
+        if scale <= 0.0:
+            raise ValueError(f"encoder_lr_scale must be > 0, got {scale} (freeze the encoder with freeze_encoder)")
+        if args.sharded_ddp or args.exclude_weight_decay:
+            raise ValueError("encoder_lr_scale cannot be combined with sharded_ddp or exclude_weight_decay")
+        optim_class = optim_classes.get(args.optim)
+        if optim_class is None:
+            raise ValueError(f"must be one of {list(optim_classes)}: {args.optim}")
+        encoder_ids = {id(p) for p in model.encoder.parameters()}
+        encoder_params = [p for p in model.parameters() if id(p) in encoder_ids]
+        other_params = [p for p in model.parameters() if id(p) not in encoder_ids]
+        lr = args.optim_conf.get("lr")
+        if lr is None:
+            raise ValueError("encoder_lr_scale needs optim_conf.lr")
+        groups = [dict(params=other_params), dict(params=encoder_params, lr=lr * scale)]
+        logging.info(f"optimizer: encoder lr {lr * scale:g} ({scale:g} x {lr:g}) for {len(encoder_params)} tensors")
+        return [optim_class(groups, **args.optim_conf)]
 
     @classmethod
     @typechecked

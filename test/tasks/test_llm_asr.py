@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from espnet2.schedulers.warmup_lr import WarmupLR
 from espnet2.tasks.asr import ASRTask
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
 
@@ -211,3 +212,27 @@ def test_ctc_vocab_builds_a_subset_ctc_head_that_trains_and_reloads(tiny_llm_dir
     again = LLMASRTask.build_model(args)
     again.load_state_dict(model.state_dict())
     assert torch.equal(again.ctc.ctc_lo.weight, model.ctc.ctc_lo.weight)
+
+
+def test_encoder_lr_scale_gives_the_encoder_its_own_learning_rate(tiny_llm_dir, data_dir):
+    args = parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir, "--encoder_lr_scale", "0.1",
+                 "--optim", "adam", "--optim_conf", "lr=0.002", "--scheduler", "warmuplr",
+                 "--scheduler_conf", "warmup_steps=10", "--model_conf", "freeze_encoder=false")
+    model = LLMASRTask.build_model(args)
+    [optim] = LLMASRTask.build_optimizers(args, model)
+    other, encoder = optim.param_groups
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in model.encoder.parameters()}
+    assert len(other["params"]) + len(encoder["params"]) == len(list(model.parameters()))
+    assert other["lr"] == pytest.approx(0.002) and encoder["lr"] == pytest.approx(0.0002)
+    # ESPnet's warmup scheduler scales each group's own base lr: the ratio holds at every step
+    scheduler = WarmupLR(optim, warmup_steps=10)
+    for _ in range(3):
+        optim.step()
+        scheduler.step()
+        assert encoder["lr"] == pytest.approx(0.1 * other["lr"]) and 0 < other["lr"] < 0.002
+
+    default = LLMASRTask.build_optimizers(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir), model)
+    assert len(default[0].param_groups) == 1  # scale 1: ESPnet's own optimizer, unchanged
+    with pytest.raises(ValueError, match="encoder_lr_scale must be > 0"):
+        LLMASRTask.build_optimizers(
+            parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir, "--encoder_lr_scale", "0"), model)
