@@ -65,6 +65,9 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     results = (recipe / "RESULTS.md").read_text()
     assert "exp/llm_asr_tiny/decode_llm_greedy_valid.acc.ave" in results
     assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in results.replace(" ", "")
+    # the run's wall time is recorded with its command line (the recipe's total time comes from this file)
+    date, stages, seconds, command = (recipe / "exp/run_times.tsv").read_text().splitlines()[-1].split("\t")
+    assert stages == "1-13" and int(seconds) > 0 and "--subset 30" in command and "--stage " not in command
 
     # A rerun of finished stages redoes them cleanly (features and splits are skipped, not corrupted).
     rerun = subprocess.run([str(recipe / "run.sh"), *args, "--stage", "3", "--stop_stage", "4"], cwd=recipe,

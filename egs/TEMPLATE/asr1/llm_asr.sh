@@ -301,4 +301,7 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
   _opts=(); [ -d "${_base}" ] && _opts=(--baseline "${_base}")
   ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}" "${_opts[@]}"
 fi
+mkdir -p "${expdir}"  # every run's wall time, for the recipe's total (RESULTS.md states what a full run took)
+printf '%s\t%s-%s\t%s\t%s\n' "$(date '+%Y-%m-%dT%H:%M:%S')" "${stage}" "${stop_stage}" "${SECONDS}" "${run_args}" \
+  >> "${expdir}/run_times.tsv"
 log "Successfully finished ${stage}-${stop_stage} in ${SECONDS}s"
