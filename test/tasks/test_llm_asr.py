@@ -71,7 +71,8 @@ def test_build_model_from_recipe_configs(tiny_llm_dir, data_dir, name, trainable
     assert model.eos_id == 0
 
 
-@pytest.mark.parametrize("name", ["train_llm_asr_lora_stride80.yaml", "train_llm_asr_frozen_stride80.yaml"])
+@pytest.mark.parametrize("name", ["train_llm_asr_lora_stride80.yaml", "train_llm_asr_frozen_stride80.yaml",
+                                  "train_llm_asr_lora_stride80_ftenc.yaml"])
 def test_recipe_encoder_matches_baseline_am(name):
     """--init_param <am>.pth:encoder:encoder needs the same encoder as the baseline's config."""
     ours = yaml.safe_load((CONF / name).read_text())
@@ -117,6 +118,29 @@ def test_init_param_loads_baseline_encoder(tiny_llm_dir, data_dir, tmp_path):
     for (name, ours), (_, theirs) in zip(model.encoder.state_dict().items(), am.encoder.state_dict().items()):
         assert torch.equal(ours, theirs), name
 
+
+def test_init_param_loads_a_whole_first_stage_speech_llm(tiny_llm_dir, data_dir, tmp_path):
+    """Two-stage training: --init_param <stage-1 model>.pth (no keys) starts from a speech LLM's checkpoint, which
+    leaves out the frozen LLM weights: those stay the LLM directory's, everything saved is loaded."""
+    torch.manual_seed(1)
+    first = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir))
+    with torch.no_grad():
+        for p in first.parameters():
+            if p.requires_grad:
+                p.add_(0.5)  # "trained": differs from any fresh build
+    torch.save(first.state_dict(), tmp_path / "stage1.pth")
+    saved = torch.load(tmp_path / "stage1.pth")
+    assert not any(k.startswith("llm.") and "lora_" not in k for k in saved)
+
+    torch.manual_seed(2)
+    second = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
+                                          "--model_conf", "freeze_encoder=false"))
+    load_pretrained_model(str(tmp_path / "stage1.pth"), second, ignore_init_mismatch=False)
+    ours, theirs = second.state_dict(), first.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in theirs:
+        torch.testing.assert_close(ours[key], theirs[key], check_dtype=False, msg=lambda m: f"{key}: {m}")
+    assert all(p.requires_grad for p in second.encoder.parameters())  # the second stage trains the encoder
 
 def train_cmd(llm_dir, data_dir, out_dir, max_epoch):
     d = data_dir
