@@ -50,6 +50,8 @@ def template_options() -> dict[str, tuple[str, str]]:
     (["--llm_init_encoder", "yes"], 1, "option --llm_init_encoder takes true or false, got 'yes'"),
     (["--llm_ctc_vocab", "some"], 2, "Error: --llm_ctc_vocab some: must be one of: train full"),
     (["--llm_input", "wav"], 2, "Error: --llm_input wav: must be one of: fbank raw"),
+    (["--llm_init_model", "exp/none/valid.acc.ave.pth"], 2,
+     "Error: --llm_init_model exp/none/valid.acc.ave.pth: no such model file"),
 ])
 def test_bad_options_fail_before_anything_is_created(recipe, args, status, message):
     before = tree(recipe.parents[2])

@@ -61,6 +61,7 @@ llm_asr_config=conf/tuning/train_llm_asr_lora_stride80.yaml  # speech LLM traini
 llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
 llm_asr_args=""         # extra options for llm_asr_train
 llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage 6)
+llm_init_model=""       # start stage 9 from this speech LLM (two-stage training: exp/llm_asr_<first>/valid.acc.ave.pth)
 llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the LLM ids of the training
                         # transcripts (+ blank, + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary
 llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML
@@ -100,6 +101,9 @@ if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt
    || [ "${stage}" -gt "${stop_stage}" ]; then
   log "Error: --stage ${stage} --stop_stage ${stop_stage}: stages run from 1 to 13 with stage <= stop_stage"
   exit 2
+fi
+if [ -n "${llm_init_model}" ] && [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ ! -f "${llm_init_model}" ]; then
+  log "Error: --llm_init_model ${llm_init_model}: no such model file"; exit 2
 fi
 [ -z "${asr_tag}" ] && asr_tag=$(basename "${asr_config}" .yaml | sed 's/^train_asr_//')
 [ -z "${llm_asr_tag}" ] && llm_asr_tag=$(basename "${llm_asr_config}" .yaml | sed 's/^train_llm_asr_//')
@@ -217,7 +221,10 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
   log "Stage 9: LLM adaptation: ${llm_asr_config} + ${llm_dir} -> ${llm_asr_exp} (log: ${llm_asr_exp}/train.log)"
   mkdir -p "${llm_asr_exp}"; echo "${run_args} --stage 9 --stop_stage 9" > "${llm_asr_exp}/command.txt"
   opts=()
-  "${llm_init_encoder}" && opts+=(--init_param "${asr_exp}/${asr_inference_model}:encoder:encoder")
+  inits=()  # ESPnet's --init_param takes a list; a second --init_param would replace the first
+  "${llm_init_encoder}" && inits+=("${asr_exp}/${asr_inference_model}:encoder:encoder")
+  [ -n "${llm_init_model}" ] && inits+=("${llm_init_model}")
+  [ ${#inits[@]} -gt 0 ] && opts+=(--init_param "${inits[@]}")
   [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
   [ "${llm_input}" = raw ] && opts+=(--encoder_conf model_dir="${whisper_dir}")
   if [ "${llm_ctc_vocab}" = train ]; then

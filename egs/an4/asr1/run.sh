@@ -7,6 +7,8 @@
 #   ./run.sh --stage 9 --stop_stage 13 --llm_input fbank --llm_init_encoder true \
 #       --llm_asr_config conf/tuning/train_llm_asr_lora_stride80.yaml   # speech LLM on the AM's conformer encoder
 #   ./run.sh --stage 11 --stop_stage 13 --llm_inference_config conf/decode_llm_beam10_ctc0.3.yaml  # + joint CTC
+#   ./run.sh --stage 9 --stop_stage 13 --llm_asr_config conf/tuning/train_llm_asr_whisper_ft_lora.yaml \
+#       --llm_init_model exp/llm_asr_whisper_lora/valid.acc.ave.pth   # second stage: Whisper encoder fine-tuned too
 #   ./run.sh --help
 set -euo pipefail
 cd "$(dirname "$0")"
