@@ -23,7 +23,8 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
         "--asr_config", "conf/tuning/train_asr_tiny.yaml", "--asr_inference_config", "conf/decode_asr_tiny.yaml",
         "--fusion_inference_configs", FUSION, "--text_llm_args", "--max_steps 2 --batch_size 4",
         "--llm", str(tiny_llm_dir), "--llm_name", "tiny", "--llm_init_encoder", "false",
-        "--llm_asr_config", "conf/tuning/train_llm_asr_tiny.yaml", "--llm_inference_config", "conf/decode_llm_greedy.yaml",
+        "--llm_asr_first_config", "conf/tuning/train_llm_asr_tiny.yaml",  # two-stage speech LLM training
+        "--llm_asr_config", "conf/tuning/train_llm_asr_tiny_ft.yaml", "--llm_inference_config", "conf/decode_llm_greedy.yaml",
         "--local_data_opts", "--synth_utts 40", "--llm_train_extra_sets", "synth",  # + eSpeak NG speech for the LLM
     ]
     env = dict(os.environ, AN4_ROOT=str(AN4), LIBRIVOX_ROOT=str(AN4.parent / "librivox-clips"),
@@ -47,6 +48,11 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     assert (recipe / "exp/asr_tiny/valid.acc.ave.pth").is_file()
     assert (recipe / "exp/llm/tiny").is_symlink()
     assert (recipe / "exp/llm_asr_tiny/valid.acc.ave.pth").is_file()
+    # the second stage starts from the first's model, its encoder at a tenth of the learning rate
+    second = (recipe / "exp/llm_asr_tiny_ft/train.log").read_text()
+    assert "Loading pretrained params from exp/llm_asr_tiny/valid.acc.ave.pth" in second
+    assert "optimizer: encoder lr 0.0002 (0.1 x 0.002)" in second
+    assert (recipe / "exp/llm_asr_tiny_ft/valid.acc.ave.pth").is_file()
 
     decodes = sorted(p.parent.parent.name for p in recipe.glob("exp/*/decode_*/test_sub30/text"))
     assert decodes == ["decode_asr_fusion_delayed_valid.acc.ave", "decode_asr_fusion_labelwise_valid.acc.ave",
@@ -58,12 +64,12 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
         result_json = json.loads((text.parent / "score_wer" / "result.json").read_text())
         assert result_json["Snt"] == 30 and result_json["Wrd"] > 30
         assert "Sum/Avg" in (text.parent / "score_cer" / "result.txt").read_text()
-    llm_decode = recipe / "exp/llm_asr_tiny/decode_llm_greedy_valid.acc.ave/test_sub30"
+    llm_decode = recipe / "exp/llm_asr_tiny_ft/decode_llm_greedy_valid.acc.ave/test_sub30"
     assert len((llm_decode.parent / "librivox_sub30" / "text").read_text().splitlines()) == 5
     assert len((llm_decode / "ctc_disagreement").read_text().splitlines()) == 30
 
     results = (recipe / "RESULTS.md").read_text()
-    assert "exp/llm_asr_tiny/decode_llm_greedy_valid.acc.ave" in results
+    assert "exp/llm_asr_tiny_ft/decode_llm_greedy_valid.acc.ave" in results
     assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in results.replace(" ", "")
     # the run's wall time is recorded with its command line (the recipe's total time comes from this file)
     date, stages, seconds, command = (recipe / "exp/run_times.tsv").read_text().splitlines()[-1].split("\t")
@@ -76,7 +82,7 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
 
     # A model retrained after decoding (newer than the texts and the split outputs) is decoded again, every split:
     # stale split outputs must not be merged into a "new" text.
-    model = (recipe / "exp/llm_asr_tiny/valid.acc.ave.pth").resolve()
+    model = (recipe / "exp/llm_asr_tiny_ft/valid.acc.ave.pth").resolve()
     old_split = (llm_decode / "logdir/output.1/1best_recog/text").stat().st_mtime
     os.utime(model, (old_split + 10, old_split + 10))
     redo = subprocess.run([str(recipe / "run.sh"), *args, "--llm_test_sets", "test", "--stage", "11",

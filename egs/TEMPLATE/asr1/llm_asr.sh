@@ -58,13 +58,14 @@ llm_speed_perturb=false # train the speech LLM on the speed-perturbed set too (3
 llm_train_extra_sets="" # data dirs added to the speech LLM's training set (stage 3 combines them), e.g. synth
 llm_input=fbank         # speech LLM input: fbank (stage 3 features; conformer encoder) or raw (wav.scp; Whisper)
 llm_asr_config=conf/tuning/train_llm_asr_lora_stride80.yaml  # speech LLM training YAML
+llm_asr_first_config="" # two-stage training: train this YAML first (exp/llm_asr_<its name>), --llm_asr_config from its model
 llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
 llm_asr_args=""         # extra options for llm_asr_train
 llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage 6)
 llm_init_model=""       # start stage 9 from this speech LLM (two-stage training: exp/llm_asr_<first>/valid.acc.ave.pth)
 llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the LLM ids of the training
                         # transcripts (+ blank, + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary
-llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML
+llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML(s), each its own decode dir
 llm_inference_model=valid.acc.ave.pth             # checkpoint of the speech LLM to decode with
 llm_test_sets=""        # sets the speech LLM decodes; empty: --test_sets
 text_llm_corpus=an4     # exp/llm_text_<corpus>: the text-only LLM of stage 8 (fusion's LLM)
@@ -102,6 +103,9 @@ if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt
   log "Error: --stage ${stage} --stop_stage ${stop_stage}: stages run from 1 to 13 with stage <= stop_stage"
   exit 2
 fi
+if [ -n "${llm_asr_first_config}" ] && [ "$(basename "${llm_asr_first_config}")" = "$(basename "${llm_asr_config}")" ]; then
+  log "Error: --llm_asr_first_config and --llm_asr_config are both ${llm_asr_config}: two stages need two YAMLs"; exit 2
+fi
 if [ -n "${llm_init_model}" ] && [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ ! -f "${llm_init_model}" ]; then
   log "Error: --llm_init_model ${llm_init_model}: no such model file"; exit 2
 fi
@@ -110,6 +114,7 @@ fi
 llm_dir=${expdir}/llm/${llm_name}
 asr_exp=${expdir}/asr_${asr_tag}
 llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
+llm_asr_first_exp=${expdir}/llm_asr_$(basename "${llm_asr_first_config:-none}" .yaml | sed 's/^train_llm_asr_//')
 stats_dir=${expdir}/asr_stats_fbank
 if [ "${subset}" -gt 0 ]; then
   subset_sets=$(echo "${train_set} ${valid_set} ${test_sets} ${llm_test_sets} ${llm_train_extra_sets}" | tr ' ' '\n' | sort -u)
@@ -217,31 +222,39 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
   fi
 fi
 
-if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
-  log "Stage 9: LLM adaptation: ${llm_asr_config} + ${llm_dir} -> ${llm_asr_exp} (log: ${llm_asr_exp}/train.log)"
-  mkdir -p "${llm_asr_exp}"; echo "${run_args} --stage 9 --stop_stage 9" > "${llm_asr_exp}/command.txt"
-  opts=()
-  inits=()  # ESPnet's --init_param takes a list; a second --init_param would replace the first
+train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM training (ESPnet --resume)
+  local _conf=$1 _exp=$2 _init=${3:-} opts=() inits=()
+  log "Stage 9: LLM adaptation: ${_conf} + ${llm_dir}${_init:+ + ${_init}} -> ${_exp} (log: ${_exp}/train.log)"
+  mkdir -p "${_exp}"; echo "${run_args} --stage 9 --stop_stage 9" > "${_exp}/command.txt"
+  # ESPnet's --init_param takes a list (a second --init_param would replace the first); later entries win
   "${llm_init_encoder}" && inits+=("${asr_exp}/${asr_inference_model}:encoder:encoder")
-  [ -n "${llm_init_model}" ] && inits+=("${llm_init_model}")
+  [ -n "${_init}" ] && inits+=("${_init}")
   [ ${#inits[@]} -gt 0 ] && opts+=(--init_param "${inits[@]}")
   [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
   [ "${llm_input}" = raw ] && opts+=(--encoder_conf model_dir="${whisper_dir}")
   if [ "${llm_ctc_vocab}" = train ]; then
-    ${python} -m espnet_llm.bin.llm_ctc_vocab --config "${llm_asr_config}" --llm_dir "${llm_dir}" \
-      --text "data/${llm_train_set}/text" --out "${llm_asr_exp}/ctc_vocab.txt"
-    opts+=(--ctc_vocab "${llm_asr_exp}/ctc_vocab.txt")
+    ${python} -m espnet_llm.bin.llm_ctc_vocab --config "${_conf}" --llm_dir "${llm_dir}" \
+      --text "data/${llm_train_set}/text" --out "${_exp}/ctc_vocab.txt"
+    opts+=(--ctc_vocab "${_exp}/ctc_vocab.txt")
   fi
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${llm_asr_exp}/train.log" \
-    ${python} -m espnet_llm.bin.llm_asr_train --config "${llm_asr_config}" --ngpu "${ngpu}" \
+  OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${_exp}/train.log" \
+    ${python} -m espnet_llm.bin.llm_asr_train --config "${_conf}" --ngpu "${ngpu}" \
       --train_data_path_and_name_and_type "$(speech_spec "${llm_train_set}" "${llm_input}")" \
       --train_data_path_and_name_and_type "data/${llm_train_set}/text,text,text" \
       --valid_data_path_and_name_and_type "$(speech_spec "${valid_set}" "${llm_input}")" \
       --valid_data_path_and_name_and_type "data/${valid_set}/text,text,text" \
       --train_shape_file "${dumpdir}/fbank/${llm_train_set}/utt2num_samples" \
       --valid_shape_file "${dumpdir}/fbank/${valid_set}/utt2num_samples" \
-      --llm_conf name_or_path="${llm_dir}" "${opts[@]}" --resume true --output_dir "${llm_asr_exp}" ${llm_asr_args}
+      --llm_conf name_or_path="${llm_dir}" "${opts[@]}" --resume true --output_dir "${_exp}" ${llm_asr_args}
+}
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+  if [ -n "${llm_asr_first_config}" ]; then  # two stages: the first's model starts the second
+    train_llm_asr "${llm_asr_first_config}" "${llm_asr_first_exp}" "${llm_init_model}"
+    train_llm_asr "${llm_asr_config}" "${llm_asr_exp}" "${llm_asr_first_exp}/${llm_inference_model}"
+  else
+    train_llm_asr "${llm_asr_config}" "${llm_asr_exp}" "${llm_init_model}"
+  fi
 fi
 
 # Decoding (stages 10, 11): split the set over ${inference_nj} jobs, decode, merge 1best_recog/.
@@ -286,8 +299,10 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
   done
 fi
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
-  decode_sets 11 "${llm_asr_exp}" "${llm_inference_config}" "${llm_inference_model}" espnet_llm.bin.llm_asr_inference \
-    "${llm_input}" "${llm_test_sets:-${test_sets}}"
+  for conf in ${llm_inference_config}; do
+    decode_sets 11 "${llm_asr_exp}" "${conf}" "${llm_inference_model}" espnet_llm.bin.llm_asr_inference \
+      "${llm_input}" "${llm_test_sets:-${test_sets}}"
+  done
 fi
 
 if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then

@@ -59,8 +59,10 @@ case ${budget} in
          budget_opts=(--llm_input fbank --llm_init_encoder true) ;;
   *) log "Error: --budget ${budget}: small or full"; exit 2 ;;
 esac
+# each system is one training of its own YAML (run.sh's default two-stage training does not apply)
 # shellcheck disable=SC2206
-common_opts=("${budget_opts[@]}" --ngpu "${ngpu}" --expdir "${expdir}" --llm_test_sets "${test_sets}" ${run_args})
+common_opts=("${budget_opts[@]}" --ngpu "${ngpu}" --expdir "${expdir}" --llm_test_sets "${test_sets}"
+             --llm_asr_first_config "" ${run_args})
 model=valid.acc.ave.pth
 
 variants() {  # <study>: lines "<variant>|<key=yaml>|..." (the keys it sets on the base config)
