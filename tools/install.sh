@@ -25,11 +25,13 @@ command -v "${PYTHON}" >/dev/null 2>&1 || PYTHON=python3
 stamp=${VENV}/.espnet_llm_install_stamp
 want=$(sha1sum "${BASH_SOURCE[0]}" "${top}/setup.py" | sha1sum | cut -c1-40)
 
-install_apt() {  # <command> <Debian package> <what needs it>: apt-get install when the command is missing
+install_apt() {  # <command or file> <Debian packages> <what needs it>: apt-get install when it is missing
   command -v "$1" >/dev/null 2>&1 && return 0
+  [ -e "$1" ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "install.sh: installing $2 ($1) with apt-get"
-    (apt-get install -y -q "$2" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$2" >/dev/null; }) \
+    # shellcheck disable=SC2086  # $2: a list of packages
+    (apt-get install -y -q $2 >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $2 >/dev/null; }) \
       || echo "install.sh: WARNING: apt-get install $2 failed; $3 needs $1" >&2
   else
     echo "install.sh: WARNING: $1 not found; $3 needs it. Install it with 'sudo apt-get install $2'" >&2
@@ -38,7 +40,11 @@ install_apt() {  # <command> <Debian package> <what needs it>: apt-get install w
 
 install_system_tools() {
   if ! [ -x /usr/lib/sctk/bin/sclite ]; then install_apt sclite sctk "scoring (stage 12)"; fi
-  install_apt espeak-ng espeak-ng "the synthetic training speech (espnet_llm.bin.synth_speech, local/data.sh)"
+  local tts="the synthetic training speech (espnet_llm.bin.synth_speech, local/data.sh --synth_utts)"
+  install_apt espeak-ng espeak-ng "${tts}"
+  install_apt flite flite "${tts}"
+  install_apt /usr/share/festival/voices/us/cmu_us_slt_arctic_hts \
+    "festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k" "${tts}"
 }
 
 install_shellcheck() {

@@ -1,4 +1,4 @@
-"""espnet_llm.bin.synth_speech: the command line over espnet_llm.corpora.espeak (a data dir of eSpeak NG speech)."""
+"""espnet_llm.bin.synth_speech: the command line over espnet_llm.corpora.tts (a data dir of synthetic speech)."""
 import shutil
 
 import pytest
@@ -13,7 +13,7 @@ def test_writes_a_data_dir_of_the_drawn_transcripts(tmp_path):
     text.write_text("s1 the quick brown fox jumps\ns2 over the lazy dog today\ns3 no\n")
     out = tmp_path / "synth"
     assert synth_speech.main(["--text", str(text), "--out_dir", str(out), "--max_utts", "5", "--voices", "en-us",
-                              "--min_words", "2", "--rate", "170", "170"]) == 0
+                              "--min_words", "2", "--speed", "1.0", "1.0", "--nj", "2"]) == 0
     assert datadir.read_table(out / "text") == {"espeak-en-us-s1": "THE QUICK BROWN FOX JUMPS",
                                                 "espeak-en-us-s2": "OVER THE LAZY DOG TODAY"}
     assert set(datadir.read_table(out / "utt2spk").values()) == {"espeak-en-us"}

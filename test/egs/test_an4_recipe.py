@@ -25,7 +25,7 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
         "--llm", str(tiny_llm_dir), "--llm_name", "tiny", "--llm_init_encoder", "false",
         "--llm_asr_first_config", "conf/tuning/train_llm_asr_tiny.yaml",  # two-stage speech LLM training
         "--llm_asr_config", "conf/tuning/train_llm_asr_tiny_ft.yaml", "--llm_inference_config", "conf/decode_llm_greedy.yaml",
-        "--local_data_opts", "--synth_utts 40", "--llm_train_extra_sets", "synth",  # + eSpeak NG speech for the LLM
+        "--local_data_opts", "--synth_utts 40", "--llm_train_extra_sets", "synth",  # + TTS speech for the LLM
     ]
     env = dict(os.environ, AN4_ROOT=str(AN4), LIBRIVOX_ROOT=str(AN4.parent / "librivox-clips"),
                LIBRISPEECH_TEXT=str(AN4.parent / "text" / "librispeech-dev-clean"))
@@ -38,10 +38,14 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
 
     assert len((recipe / "data/train_sub30/text").read_text().splitlines()) == 30
     assert len((recipe / "data/train_sub30_sp/text").read_text().splitlines()) == 90
-    assert len((recipe / "data/synth/text").read_text().splitlines()) == 40
+    synth = (recipe / "data/synth/text").read_text().splitlines()
+    assert len(synth) == 40
+    # the default voices: all three engines speak
+    assert {line.split("-", 1)[0] for line in synth} == {"espeak", "flite", "festival"}
     # the speech LLM trains on AN4 + the synthetic speech; the AM on AN4 alone
     llm_train = (recipe / "data/train_sub30_synth_sub30/text").read_text().splitlines()
-    assert len(llm_train) == 60 and sum(line.startswith("espeak-") for line in llm_train) == 30
+    synth_ids = {line.split()[0] for line in synth}
+    assert len(llm_train) == 60 and sum(line.split()[0] in synth_ids for line in llm_train) == 30
     assert len((recipe / "dump/fbank/train_sub30_synth_sub30/utt2num_samples").read_text().splitlines()) == 60
     assert "data/train_sub30_synth_sub30/text" in (recipe / "exp/llm_asr_tiny/train.log").read_text()
     assert (recipe / "exp/asr_stats_fbank/train/feats_stats.npz").is_file()

@@ -52,6 +52,8 @@ def template_options() -> dict[str, tuple[str, str]]:
     (["--llm_input", "wav"], 2, "Error: --llm_input wav: must be one of: fbank raw"),
     (["--llm_init_model", "exp/none/valid.acc.ave.pth"], 2,
      "Error: --llm_init_model exp/none/valid.acc.ave.pth: no such model file"),
+    (["--llm_init_model", "exp/none/valid.acc.ave.pth:::ctc"], 2,  # ESPnet's init_param syntax: the file is checked
+     "Error: --llm_init_model exp/none/valid.acc.ave.pth: no such model file"),
 ])
 def test_bad_options_fail_before_anything_is_created(recipe, args, status, message):
     before = tree(recipe.parents[2])

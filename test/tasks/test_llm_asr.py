@@ -142,6 +142,37 @@ def test_init_param_loads_a_whole_first_stage_speech_llm(tiny_llm_dir, data_dir,
         torch.testing.assert_close(ours[key], theirs[key], check_dtype=False, msg=lambda m: f"{key}: {m}")
     assert all(p.requires_grad for p in second.encoder.parameters())  # the second stage trains the encoder
 
+def test_init_param_can_leave_out_the_ctc_head_of_another_vocabulary(tiny_llm_dir, data_dir, tmp_path):
+    """Training on more text (e.g. + synthetic speech) grows the SubsetCTC vocabulary: <stage-1 model>:::ctc (ESPnet's
+    exclude field, what --llm_init_model passes) loads everything but the CTC head, which the new vocabulary resizes."""
+    from espnet_llm.bin.llm_ctc_vocab import main as ctc_vocab_main
+
+    small, big = tmp_path / "small.txt", tmp_path / "big.txt"
+    (tmp_path / "small_text").write_text("u1 ONE TWO\n")
+    (tmp_path / "big_text").write_text("u1 ONE TWO\nu2 HE WAS NOT AN ILL DISPOSED YOUNG MAN\n")
+    for text, vocab in ((tmp_path / "small_text", small), (tmp_path / "big_text", big)):
+        assert ctc_vocab_main(["--llm_dir", str(tiny_llm_dir), "--text_lowercase", "true",
+                               "--text", str(text), "--out", str(vocab)]) == 0
+    torch.manual_seed(1)
+    first = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
+                                         "--ctc_vocab", str(small)))
+    torch.save(first.state_dict(), tmp_path / "stage1.pth")
+    torch.manual_seed(2)
+    second = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
+                                          "--ctc_vocab", str(big)))
+    fresh_ctc = second.ctc.ctc_lo.weight.detach().clone()
+    assert fresh_ctc.shape[0] > first.ctc.ctc_lo.weight.shape[0]
+    with pytest.raises(RuntimeError, match="size mismatch"):  # the whole model: the CTC head does not fit
+        load_pretrained_model(str(tmp_path / "stage1.pth"), second, ignore_init_mismatch=False)
+    load_pretrained_model(f"{tmp_path / 'stage1.pth'}:::ctc", second, ignore_init_mismatch=False)
+    ours, theirs = second.state_dict(), first.state_dict()
+    for key in theirs:
+        if key.startswith("ctc."):
+            continue
+        torch.testing.assert_close(ours[key], theirs[key], check_dtype=False, msg=lambda m: f"{key}: {m}")
+    assert torch.equal(second.ctc.ctc_lo.weight, fresh_ctc)  # left as built
+
+
 def train_cmd(llm_dir, data_dir, out_dir, max_epoch):
     d = data_dir
     return [

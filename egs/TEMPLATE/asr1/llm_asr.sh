@@ -62,7 +62,8 @@ llm_asr_first_config="" # two-stage training: train this YAML first (exp/llm_asr
 llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
 llm_asr_args=""         # extra options for llm_asr_train
 llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage 6)
-llm_init_model=""       # start stage 9 from this speech LLM (two-stage training: exp/llm_asr_<first>/valid.acc.ave.pth)
+llm_init_model=""       # start stage 9 from this speech LLM (two-stage training: exp/llm_asr_<first>/valid.acc.ave.pth);
+                        # ESPnet --init_param syntax, e.g. <model>:::ctc leaves out its CTC head (another vocabulary)
 llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the LLM ids of the training
                         # transcripts (+ blank, + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary
 llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML(s), each its own decode dir
@@ -106,8 +107,8 @@ fi
 if [ -n "${llm_asr_first_config}" ] && [ "$(basename "${llm_asr_first_config}")" = "$(basename "${llm_asr_config}")" ]; then
   log "Error: --llm_asr_first_config and --llm_asr_config are both ${llm_asr_config}: two stages need two YAMLs"; exit 2
 fi
-if [ -n "${llm_init_model}" ] && [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ ! -f "${llm_init_model}" ]; then
-  log "Error: --llm_init_model ${llm_init_model}: no such model file"; exit 2
+if [ -n "${llm_init_model}" ] && [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ ! -f "${llm_init_model%%:*}" ]; then
+  log "Error: --llm_init_model ${llm_init_model%%:*}: no such model file"; exit 2
 fi
 [ -z "${asr_tag}" ] && asr_tag=$(basename "${asr_config}" .yaml | sed 's/^train_asr_//')
 [ -z "${llm_asr_tag}" ] && llm_asr_tag=$(basename "${llm_asr_config}" .yaml | sed 's/^train_llm_asr_//')

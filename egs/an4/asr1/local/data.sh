@@ -6,8 +6,13 @@ set -euo pipefail
 # shellcheck disable=SC1091
 . ./path.sh
 n_dev=100   # utterances held out of train for dev (whole speakers)
-synth_utts=0  # >0: also data/synth, this many LibriSpeech dev-clean transcripts spoken by eSpeak NG (espnet_llm.bin.synth_speech)
-help_message="Usage: local/data.sh [--n_dev N] [--synth_utts N]"
+synth_utts=0  # >0: also data/<synth_name>, this many LibriSpeech dev-clean transcripts spoken by offline TTS voices
+synth_name=synth  # its data dir (for --llm_train_extra_sets)
+synth_max_words=16  # longest transcript drawn for it, in words
+synth_nj=2     # synthesisers run at once
+synth_gutenberg=false  # true: draw from the Gutenberg books too, without Austen's (Sense and Sensibility is the
+                       # LibriVox check's book) and Shakespeare's (early modern spelling)
+help_message="Usage: local/data.sh [--n_dev N] [--synth_utts N] [--synth_max_words N] [--synth_nj N] [--synth_gutenberg true|false] [--synth_name NAME]"
 . utils/parse_options.sh
 
 if [ ! -d "${AN4_ROOT}/etc" ]; then
@@ -28,5 +33,8 @@ if [ -d "${LIBRIVOX_ROOT}/librivox" ]; then
   python -m espnet_llm.bin.data_prep --corpus librivox --root "${LIBRIVOX_ROOT}" --out_dir data
 fi
 if [ "${synth_utts}" -gt 0 ]; then  # general English for the speech LLM (out-of-domain text; no audio is downloaded)
-  python -m espnet_llm.bin.synth_speech --text "${LIBRISPEECH_TEXT}" --out_dir data/synth --max_utts "${synth_utts}"
+  texts=("${LIBRISPEECH_TEXT}")
+  "${synth_gutenberg}" && texts+=("${GUTENBERG_TEXT}")
+  python -m espnet_llm.bin.synth_speech --text "${texts[@]}" --exclude_books 'austen-*' 'shakespeare-*' \
+    --out_dir "data/${synth_name}" --max_utts "${synth_utts}" --max_words "${synth_max_words}" --nj "${synth_nj}"
 fi

@@ -1,0 +1,295 @@
+"""Synthetic speech for a text corpus with offline TTS engines: transcripts -> 16 kHz FLAC + one Kaldi data dir.
+
+A speech LLM trained on AN4 alone hears only letters, digits and a few census words, so it answers every
+out-of-domain utterance in those (the LibriVox clips: ~100 % WER). Text is plentiful offline (LibriSpeech
+dev-clean transcripts, Gutenberg) and Debian ships several synthesisers with their voices (no model is
+downloaded at run time), so a sample of the text is spoken in many voices, speeds and pitches and the projector
+and the LoRA adapters also see general English through the speech encoder.
+
+Engines (`ENGINES`, one `TTSEngine` subclass each; a voice is written `<engine>:<voice>`, a bare name is eSpeak):
+
+| engine     | Debian packages                                   | voices (examples)                                |
+|------------|---------------------------------------------------|--------------------------------------------------|
+| `espeak`   | espeak-ng (formant synthesis)                     | en-us en-gb en-gb-x-rp en-gb-scotland en-029 ...  |
+| `flite`    | flite (CMU Flite: clustergen / diphone voices)    | slt rms awb kal16                                |
+| `festival` | festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k | cmu_us_slt_arctic_hts kal_diphone ked_diphone |
+
+Text read: a Kaldi `text` file (`<id> WORDS`), a directory searched for LibriSpeech `*.trans.txt` files, or a
+directory of Project Gutenberg books (`*.txt`, no `*.trans.txt`; sentences normalised by espnet_llm.corpora.gutenberg,
+books matching `exclude_books` left out); several sources are combined (an id twice is an error). Lines
+with fewer than `min_words` or more than `max_words` words are left out and `max_utts` utterances are drawn with a
+fixed seed. When `max_utts` exceeds the lines left, lines are drawn again and each copy of a line gets a different
+voice, so at most (lines x voices) utterances come out. Each utterance gets a voice (round robin), a speed factor and a pitch drawn from
+their ranges (pitch: eSpeak's 0-99 scale; Flite and Festival keep their voice's own pitch). Its id is
+`<engine>-<voice>-<source id>` and its speaker `<engine>-<voice>`. Transcripts are upper-cased (AN4's and
+LibriSpeech's convention); the engines read them lower-cased (upper-case words can be spelled).
+
+Audio goes to `<out_dir>/audio/<id>.flac`, each written to a temporary file and renamed, and a file that exists is
+not synthesised again, so an interrupted run resumes. The data dir (`wav.scp`, `text`, `utt2spk`, `spk2utt`,
+`utt2num_samples`) is written last.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence, Set, Tuple, Type, Union
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from espnet_llm import datadir
+from espnet_llm.corpora import gutenberg, write_datadir
+from espnet_llm.corpora.an4 import CorpusError
+
+FS = 16000
+ESPEAK_VOICES = ("espeak:en-us", "espeak:en-gb", "espeak:en-gb-x-rp", "espeak:en-gb-scotland", "espeak:en-029",
+                 "espeak:en-gb-x-gbclan")
+FLITE_VOICES = ("flite:slt", "flite:rms", "flite:awb", "flite:kal16")
+FESTIVAL_VOICES = ("festival:cmu_us_slt_arctic_hts", "festival:kal_diphone", "festival:ked_diphone")
+DEFAULT_VOICES = ESPEAK_VOICES + FLITE_VOICES + FESTIVAL_VOICES
+
+
+class TTSEngine(ABC):
+    """One offline synthesiser, run as a program: lists its voices and speaks one utterance into a WAV file."""
+
+    name: str = ""
+    programs: Tuple[str, ...] = ()   # looked up on PATH, first found is used
+    apt: str = ""                    # Debian packages that provide the program and its voices
+
+    def binary(self) -> str:
+        for program in self.programs:
+            path = shutil.which(program)
+            if path:
+                return path
+        raise CorpusError(f"{self.name}: {' or '.join(self.programs)} not found on PATH: install it "
+                          f"(apt-get install {self.apt}; tools/install.sh does this when run as root)")
+
+    @abstractmethod
+    def voices(self) -> Set[str]:
+        """Names of the voices installed."""
+
+    @abstractmethod
+    def command(self, text: str, voice: str, speed: float, pitch: int, wav: Path, workdir: Path) -> List[str]:
+        """Program and arguments that speak `text` into `wav` (`speed` > 1 is faster)."""
+
+
+class EspeakEngine(TTSEngine):
+    """eSpeak NG (formant synthesis); speed scales its default 175 words a minute, pitch is its -p (0-99)."""
+
+    name, programs, apt = "espeak", ("espeak-ng", "espeak"), "espeak-ng"
+
+    def voices(self) -> Set[str]:
+        listing = subprocess.run([self.binary(), "--voices"], capture_output=True, text=True, check=False).stdout
+        known: Set[str] = set()
+        for line in listing.splitlines()[1:]:  # Pty Language Age/Gender VoiceName File Other Languages
+            cols = line.split()
+            if len(cols) >= 5:
+                known.update({cols[1], cols[3], cols[4], cols[4].rsplit("/", 1)[-1]})
+        return known
+
+    def command(self, text, voice, speed, pitch, wav, workdir):
+        return [self.binary(), "-v", voice, "-s", str(round(175 * speed)), "-p", str(pitch), "-w", str(wav), text]
+
+
+class FliteEngine(TTSEngine):
+    """CMU Flite with its compiled-in voices (`flite -lv`); speed is 1 / duration_stretch."""
+
+    name, programs, apt = "flite", ("flite",), "flite"
+
+    def voices(self) -> Set[str]:
+        out = subprocess.run([self.binary(), "-lv"], capture_output=True, text=True, check=False).stdout
+        return set(out.partition(":")[2].split())
+
+    def command(self, text, voice, speed, pitch, wav, workdir):
+        return [self.binary(), "-voice", voice, "--setf", f"duration_stretch={1.0 / speed:.3f}", "-t", text,
+                "-o", str(wav)]
+
+
+class FestivalEngine(TTSEngine):
+    """Festival's text2wave with the voices under /usr/share/festival/voices; speed is 1 / Duration_Stretch."""
+
+    name, programs = "festival", ("text2wave",)
+    apt = "festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k"
+    voice_dirs = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"))
+
+    def voices(self) -> Set[str]:
+        return {v.name for d in self.voice_dirs if d.is_dir() for lang in d.iterdir() if lang.is_dir()
+                for v in lang.iterdir() if v.is_dir()}
+
+    def command(self, text, voice, speed, pitch, wav, workdir):
+        txt = workdir / "in.txt"
+        txt.write_text(text + "\n", encoding="utf-8")
+        return [self.binary(), "-eval", f"(voice_{voice})", "-eval",
+                f"(Parameter.set 'Duration_Stretch {1.0 / speed:.3f})", str(txt), "-o", str(wav)]
+
+
+ENGINES: Dict[str, Type[TTSEngine]] = {e.name: e for e in (EspeakEngine, FliteEngine, FestivalEngine)}
+
+
+def parse_voice(spec: str) -> Tuple[str, str]:
+    """`engine:voice` (a bare name is an eSpeak voice) -> (engine, voice); CorpusError for an unknown engine."""
+    engine, sep, voice = spec.partition(":")
+    if not sep:
+        engine, voice = "espeak", spec
+    if engine not in ENGINES:
+        raise CorpusError(f"voice {spec!r}: unknown TTS engine {engine!r} (known: {', '.join(sorted(ENGINES))})")
+    if not voice or any(c.isspace() or c == "/" for c in voice):
+        raise CorpusError(f"voice {spec!r}: bad voice name")
+    return engine, voice
+
+
+def check_voices(voices: Sequence[str]) -> None:
+    """CorpusError for a missing engine or voice (eSpeak would fall back to its default voice without a word)."""
+    by_engine: Dict[str, List[str]] = {}
+    for spec in voices:
+        engine, voice = parse_voice(spec)
+        by_engine.setdefault(engine, []).append(voice)
+    for engine, wanted in sorted(by_engine.items()):
+        eng = ENGINES[engine]()
+        eng.binary()
+        unknown = sorted(set(wanted) - eng.voices())
+        if unknown:
+            raise CorpusError(f"unknown {engine} voice(s) {', '.join(unknown)} (installed: "
+                              f"{' '.join(sorted(eng.voices())) or 'none'}; Debian packages: {eng.apt})")
+
+
+@dataclass(frozen=True)
+class SynthUtt:
+    utt: str        # <engine>-<voice>-<source id>
+    speaker: str    # <engine>-<voice>
+    words: str      # upper case
+    voice: str      # <engine>:<voice>
+    speed: float    # > 1 is faster than the voice's default
+    pitch: int      # eSpeak's -p (0-99); the other engines ignore it
+
+
+def read_text(source: Path, exclude_books: Sequence[str] = ()) -> List[Tuple[str, str]]:
+    """[(id, WORDS)] from a Kaldi text file, the `*.trans.txt` files under a directory, or the Gutenberg books
+    (`*.txt`) of a directory, sorted by id."""
+    if source.is_dir():
+        files = sorted(source.rglob("*.trans.txt"))
+        if not files:
+            if any(source.glob("*.txt")):
+                return gutenberg.read_books(source, exclude_books)
+            raise CorpusError(f"{source}: no *.trans.txt files (LibriSpeech) or *.txt books (Gutenberg) here")
+    elif source.is_file():
+        files = [source]
+    else:
+        raise CorpusError(f"{source}: text not found (a Kaldi text file, or a directory of *.trans.txt or *.txt)")
+    rows: Dict[str, str] = {}
+    for path in files:
+        try:
+            lines = path.read_bytes().decode("utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"{path}: not UTF-8 ({e})") from None
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            utt, _, words = line.strip().partition(" ")
+            words = " ".join(words.split())
+            if not words:
+                raise CorpusError(f"{path}:{n}: empty transcript for {utt}")
+            if utt in rows:
+                raise CorpusError(f"{path}:{n}: duplicate utterance id {utt}")
+            rows[utt] = words.upper()
+    return sorted(rows.items())
+
+
+def read_texts(sources: Sequence[Path], exclude_books: Sequence[str] = ()) -> List[Tuple[str, str]]:
+    """read_text of each source, combined and sorted by id; an id in two sources is an error."""
+    rows: Dict[str, str] = {}
+    origin: Dict[str, Path] = {}
+    for source in sources:
+        for utt, words in read_text(source, exclude_books):
+            if utt in rows:
+                raise CorpusError(f"utterance id {utt} is in both {origin[utt]} and {source}")
+            rows[utt], origin[utt] = words, source
+    return sorted(rows.items())
+
+
+def plan(rows: Sequence[Tuple[str, str]], max_utts: int, voices: Sequence[str] = DEFAULT_VOICES,
+         min_words: int = 3, max_words: int = 16, speed: Tuple[float, float] = (0.85, 1.15),
+         pitch: Tuple[int, int] = (30, 70), seed: int = 0) -> List[SynthUtt]:
+    """Draw `max_utts` utterances of `min_words`..`max_words` words, each with a voice, speed and pitch (seeded)."""
+    if not voices:
+        raise CorpusError("no TTS voices given")
+    if max_utts < 1:
+        raise CorpusError(f"max_utts must be at least 1, got {max_utts}")
+    parsed = [parse_voice(v) for v in voices]
+    if len(set(parsed)) != len(parsed):
+        raise CorpusError(f"a voice is given twice in {' '.join(voices)}")
+    pool = [(u, w) for u, w in rows if min_words <= len(w.split()) <= max_words]
+    if not pool:
+        raise CorpusError(f"no transcript has {min_words} to {max_words} words")
+    max_utts = min(max_utts, len(pool) * len(parsed))  # each line at most once per voice
+    copies = -(-max_utts // len(pool))
+    rng = random.Random(seed)
+    out = []
+    for copy in range(copies):  # copy k of line j gets voice (j + k) mod V: never the same voice twice
+        order = list(range(len(pool)))
+        rng.shuffle(order)
+        for j in order:
+            if len(out) == max_utts:
+                break
+            utt, words = pool[j]
+            engine, voice = parsed[(j + copy) % len(parsed)]
+            out.append(SynthUtt(f"{engine}-{voice}-{utt}", f"{engine}-{voice}", words, f"{engine}:{voice}",
+                                round(rng.uniform(*speed), 3), rng.randint(*pitch)))
+    return sorted(out, key=lambda s: s.utt)
+
+
+def synthesize(utt: SynthUtt, out: Path) -> int:
+    """Speak `utt` into `out` (16 kHz mono FLAC, written atomically); returns its number of samples."""
+    engine_name, voice = parse_voice(utt.voice)
+    engine = ENGINES[engine_name]()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".tts.") as tmp:
+        wav = Path(tmp) / "out.wav"
+        cmd = engine.command(utt.words.lower(), voice, utt.speed, utt.pitch, wav, Path(tmp))
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not wav.is_file():
+            raise CorpusError(f"utterance {utt.utt}: {engine_name} failed (voice {voice}, exit {proc.returncode}): "
+                              f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+        samples, fs = sf.read(str(wav), dtype="float32", always_2d=True)
+        samples = samples.mean(axis=1)
+        if fs != FS:
+            g = np.gcd(fs, FS)
+            samples = resample_poly(samples, FS // g, fs // g).astype(np.float32)
+        if samples.size == 0 or not np.any(samples):
+            raise CorpusError(f"utterance {utt.utt}: {engine_name} wrote silence (voice {voice})")
+        peak = float(np.abs(samples).max())
+        if peak > 0.99:
+            samples = samples * (0.99 / peak)
+        part = Path(tmp) / "out.flac"
+        sf.write(str(part), samples, FS, format="FLAC", subtype="PCM_16")
+        os.replace(part, out)
+    return int(samples.size)
+
+
+def prepare(source: Union[Path, Sequence[Path]], out_dir: Path, max_utts: int, nj: int = 1,
+            exclude_books: Sequence[str] = (), **plan_opts) -> List[SynthUtt]:
+    """Synthesise a drawn sample of the transcripts of `source` (one path or several) into `out_dir` (audio/ + the
+    Kaldi data dir), running up to `nj` synthesisers at once."""
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
+    utts = plan(read_texts([Path(s) for s in sources], exclude_books), max_utts, **plan_opts)
+    check_voices(plan_opts.get("voices", DEFAULT_VOICES))  # every voice asked for, drawn or not
+    audio_dir = (out_dir / "audio").resolve()
+
+    def one(u: SynthUtt) -> int:
+        flac = audio_dir / f"{u.utt}.flac"
+        return sf.info(str(flac)).frames if flac.is_file() else synthesize(u, flac)
+
+    with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:  # the work is in the engines' processes
+        num_samples = dict(zip((u.utt for u in utts), pool.map(one, utts)))
+    write_datadir(out_dir, wav_scp={u.utt: str(audio_dir / f"{u.utt}.flac") for u in utts},
+                  text={u.utt: u.words for u in utts}, utt2spk={u.utt: u.speaker for u in utts})
+    datadir.write_table(out_dir / "utt2num_samples", {u: str(n) for u, n in num_samples.items()})
+    return utts
