@@ -33,6 +33,10 @@ Length bound: a transcript has at most `ceil(maxlenratio * T_enc) + maxlen_offse
 stride). Greedy and beam search use the same bound. An utterance whose prefix plus that bound does not fit in
 the LLM's positions is an error that names it.
 
+Beam search (`espnet_llm.decode.search.SettledBatchBeamSearch`) keeps a hypothesis that the length bound ended (ESPnet
+appends its EOS unscored) only when none ended on its own (`--drop_forced_ends false`: ESPnet's behaviour, where such
+runaways win whenever CTC's end-of-sentence score is poor).
+
 `--beam_size 1` without CTC is batched greedy search (`espnet_llm.decode.greedy`); with `--ctc_weight > 0` it is
 ESPnet's beam search with a beam of 1, since CTC prefix scores need the beam search's scorer machinery.
 `--minlenratio` forbids EOS before `int(minlenratio * T_enc)` tokens in greedy search; ESPnet's beam search
@@ -115,6 +119,7 @@ class Speech2TextLLM:
         text_case: str = "keep",
         repeat_ngram: int = 0,
         repeat_max: int = 2,
+        drop_forced_ends: bool = True,
         device: str = "cpu",
     ):
         if beam_size < 1 or nbest < 1 or nbest > beam_size:
@@ -153,6 +158,7 @@ class Speech2TextLLM:
             weights["ctc"] = ctc_weight
         self.beam_search = SettledBatchBeamSearch(  # ESPnet's, ending once the n-best cannot change
             nbest=nbest,
+            drop_forced_ends=drop_forced_ends,
             scorers=scorers,
             weights=weights,
             beam_size=beam_size,
@@ -300,6 +306,7 @@ def inference(args: argparse.Namespace) -> None:
         text_case=args.text_case,
         repeat_ngram=args.repeat_ngram,
         repeat_max=args.repeat_max,
+        drop_forced_ends=args.drop_forced_ends,
     )
     train_args = speech2text.train_args
     batch_size = args.batch_size if speech2text.use_greedy else 1
@@ -383,6 +390,9 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--minlenratio", type=float, default=0.0, help="min tokens per encoder frame")
     group.add_argument("--normalize_length", type=str2bool, default=False, help="rank hypotheses by score / length")
     group.add_argument("--nbest", type=int, default=1)
+    group.add_argument("--drop_forced_ends", type=str2bool, default=True,
+                       help="beam search: drop hypotheses ended by the length bound (EOS unscored) when any ended "
+                            "on its own (espnet_llm.decode.search; false: ESPnet's behaviour)")
     group.add_argument("--text_case", default="keep", choices=TEXT_CASES, help="upper: score against AN4")
 
     group = parser.add_argument_group("Hallucination guards")

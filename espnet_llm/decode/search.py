@@ -11,9 +11,17 @@ hypothesis' score, as long as the length bonus weight is <= 0 and scores are not
 `nbest` ended hypotheses score at least as high as the best running one, no running hypothesis can enter the
 n-best, and the search returns what it would have returned at the bound. With a positive length bonus or length
 normalisation the stop would not be exact, and it is off.
+
+Forced endings: at the length bound ESPnet appends EOS to every running hypothesis *without scoring it* (so that
+something ends). Such a hypothesis never pays the end-of-sentence scores (the LLM's EOS probability, CTC's
+whole-sequence probability), so when the scorers disagree (a weak CTC head, out-of-domain audio) a runaway that
+repeats itself to the bound outscores every hypothesis that ended on its own: joint CTC decoding then produced
+`... THIRTY SIX%||RUBOUT Z J H P SEVEN ...` on AN4. With `drop_forced_ends` (the default) a hypothesis ended by the
+bound is kept only when none ended on its own; ESPnet's behaviour is `drop_forced_ends=False`.
 """
 from typing import List
 
+import torch
 from espnet.nets.batch_beam_search import BatchBeamSearch, BatchHypothesis
 from espnet.nets.beam_search import Hypothesis
 
@@ -21,11 +29,13 @@ from espnet.nets.beam_search import Hypothesis
 class SettledBatchBeamSearch(BatchBeamSearch):
     """`BatchBeamSearch` (same arguments) that ends once `nbest` ended hypotheses outscore every running one."""
 
-    def __init__(self, *args, nbest: int = 1, **kwargs):
+    def __init__(self, *args, nbest: int = 1, drop_forced_ends: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if nbest < 1:
             raise ValueError(f"nbest must be >= 1, got {nbest}")
         self.nbest = nbest
+        self.drop_forced_ends = drop_forced_ends
+        self.forced_ends = 0  # hypotheses ended by the length bound in the last search (kept or not)
         self.exact_stop = self.weights.get("length_bonus", 0.0) <= 0.0 and not self.normalize_length
         self.steps = 0  # beam steps of the last search (for tests and benchmarks)
 
@@ -39,6 +49,14 @@ class SettledBatchBeamSearch(BatchBeamSearch):
         ended_hyps: List[Hypothesis],
     ) -> BatchHypothesis:
         self.steps = i + 1
+        if i == 0:
+            self.forced_ends = 0
+        if i == maxlen - 1:
+            n_natural = len(ended_hyps)
+            self.forced_ends = int((running_hyps.yseq[torch.arange(running_hyps.yseq.shape[0]),
+                                                      running_hyps.length - 1] != self.eos).sum())
+            if self.drop_forced_ends and n_natural > 0:  # something ended on its own: drop the runaways
+                return self._batch_select(running_hyps, [])
         running = super().post_process(i, maxlen, minlen, maxlenratio, running_hyps, ended_hyps)
         if self.exact_stop and len(running) > 0 and len(ended_hyps) >= self.nbest:
             kth_best = sorted((float(h.score) for h in ended_hyps), reverse=True)[self.nbest - 1]

@@ -39,7 +39,7 @@ def search(cls, seed, penalty=0.0, normalize_length=False, **kw):
 @pytest.mark.parametrize("nbest", [1, 3])
 def test_same_nbest_as_espnet_in_fewer_steps(seed, nbest):
     _, plain = search(BatchBeamSearch, seed)
-    settled, ours = search(SettledBatchBeamSearch, seed, nbest=nbest)
+    settled, ours = search(SettledBatchBeamSearch, seed, nbest=nbest, drop_forced_ends=False)
     for a, b in zip(plain[:nbest], ours[:nbest]):
         assert a.yseq.tolist() == b.yseq.tolist() and float(a.score) == pytest.approx(float(b.score))
     assert settled.exact_stop and settled.steps <= 30  # ESPnet runs all 30 steps to the bound
@@ -56,3 +56,42 @@ def test_stops_early_on_a_clear_winner():
 def test_not_exact_stop_is_off(kw):
     settled, _ = search(SettledBatchBeamSearch, 0, **kw)
     assert not settled.exact_stop and settled.steps == 30
+
+
+class EndsEarlyOrNever(BatchScorerInterface):
+    """EOS is possible only as the first token (log-prob -3); token 1 costs 0.05 a step, so a hypothesis that runs
+    on to a bound of 30 (-1.5) outscores the one that ended, as long as its own end is not scored."""
+
+    def batch_init_state(self, x):
+        return None
+
+    def init_state(self, x):
+        return None
+
+    def batch_score(self, ys, states, xs):
+        scores = torch.full((ys.shape[0], VOCAB), -10.0)
+        scores[:, 1] = -0.05
+        scores[:, EOS] = -3.0 if ys.shape[1] == 1 else float("-inf")
+        return scores.to(xs.dtype), [None] * ys.shape[0]
+
+
+def bound_search(**kw):
+    beam = SettledBatchBeamSearch(scorers=dict(decoder=EndsEarlyOrNever()), weights=dict(decoder=1.0), beam_size=4,
+                                  vocab_size=VOCAB, sos=EOS, eos=EOS, pre_beam_score_key="full", **kw)
+    return beam, beam(x=torch.zeros(40, 2), maxlenratio=-30, minlenratio=0.0)
+
+
+def test_runaways_ended_by_the_bound_lose_to_a_hypothesis_that_ended():
+    espnet_like, plain = bound_search(drop_forced_ends=False)
+    assert len(plain[0].yseq) == 30 + 2 and espnet_like.forced_ends > 0  # sos + 30 tokens + the unscored EOS
+    assert float(plain[0].score) == pytest.approx(-1.5)
+    settled, ours = bound_search()
+    assert ours[0].yseq.tolist() == [EOS, EOS] and float(ours[0].score) == pytest.approx(-3.0)
+    assert settled.forced_ends > 0 and all(len(h.yseq) == 2 for h in ours)
+
+
+def test_forced_ends_are_kept_when_nothing_ended():
+    settled, _ = search(SettledBatchBeamSearch, 0)
+    settled.full_scorers["decoder"].table[:, EOS] = float("-inf")  # nothing can end on its own
+    ours = settled(x=torch.zeros(40, 2), maxlenratio=-30)
+    assert ours and len(ours[0].yseq) == 30 + 2 and settled.forced_ends > 0
