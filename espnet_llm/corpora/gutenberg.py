@@ -20,7 +20,7 @@ import logging
 import re
 import unicodedata
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 from espnet_llm.corpora.an4 import CorpusError
 
@@ -110,7 +110,3 @@ def read_books(root: Path, exclude: Sequence[str] = ()) -> List[Tuple[str, str]]
     for book in books:
         rows.extend(read_book(book))
     return sorted(rows)
-
-
-def word_count(rows: Iterable[Tuple[str, str]]) -> int:
-    return sum(len(w.split()) for _, w in rows)

@@ -52,10 +52,13 @@ class SettledBatchBeamSearch(BatchBeamSearch):
         if i == 0:
             self.forced_ends = 0
         if i == maxlen - 1:
-            n_natural = len(ended_hyps)
-            self.forced_ends = int((running_hyps.yseq[torch.arange(running_hyps.yseq.shape[0]),
-                                                      running_hyps.length - 1] != self.eos).sum())
-            if self.drop_forced_ends and n_natural > 0:  # something ended on its own: drop the runaways
+            last = running_hyps.yseq[torch.arange(running_hyps.yseq.shape[0]), running_hyps.length - 1]
+            forced = last != self.eos
+            self.forced_ends = int(forced.sum())
+            if self.drop_forced_ends and (ended_hyps or not bool(forced.all())):
+                # something ended on its own (before or at this step): keep those, drop the runaways
+                if i >= minlen:
+                    ended_hyps.extend(self._select(running_hyps, b) for b in torch.nonzero(~forced).view(-1))
                 return self._batch_select(running_hyps, [])
         running = super().post_process(i, maxlen, minlen, maxlenratio, running_hyps, ended_hyps)
         if self.exact_stop and len(running) > 0 and len(ended_hyps) >= self.nbest:

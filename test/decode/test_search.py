@@ -95,3 +95,22 @@ def test_forced_ends_are_kept_when_nothing_ended():
     settled.full_scorers["decoder"].table[:, EOS] = float("-inf")  # nothing can end on its own
     ours = settled(x=torch.zeros(40, 2), maxlenratio=-30)
     assert ours and len(ours[0].yseq) == 30 + 2 and settled.forced_ends > 0
+
+
+class EndsOnlyAtTheBound(EndsEarlyOrNever):
+    """EOS is possible (and likely) only as the last token the bound allows."""
+
+    def batch_score(self, ys, states, xs):
+        scores = torch.full((ys.shape[0], VOCAB), -10.0)
+        scores[:, 1] = -0.05
+        scores[:, EOS] = -0.01 if ys.shape[1] == 30 else float("-inf")
+        return scores.to(xs.dtype), [None] * ys.shape[0]
+
+
+def test_a_hypothesis_ending_on_its_own_at_the_last_step_is_kept_once():
+    beam = SettledBatchBeamSearch(scorers=dict(decoder=EndsOnlyAtTheBound()), weights=dict(decoder=1.0),
+                                  beam_size=4, vocab_size=VOCAB, sos=EOS, eos=EOS, pre_beam_score_key="full")
+    hyps = beam(x=torch.zeros(40, 2), maxlenratio=-30, minlenratio=0.0)
+    best = hyps[0].yseq.tolist()
+    assert best[-1] == EOS and best[-2] != EOS and len(best) == 31  # sos + 29 tokens + its own EOS, not a second
+    assert beam.forced_ends < 4  # the beam's ended hypotheses were not all forced
