@@ -187,19 +187,16 @@ def read_text(source: Path, exclude_books: Sequence[str] = ()) -> List[Tuple[str
     rows: Dict[str, str] = {}
     for path in files:
         try:
-            lines = path.read_bytes().decode("utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            raise CorpusError(f"{path}: not UTF-8 ({e})") from None
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            utt, _, words = line.strip().partition(" ")
-            words = " ".join(words.split())
+            lines = datadir.read_lines(path)  # names file and line for non-UTF-8 bytes, empty or indented lines
+        except datadir.DataDirError as e:
+            raise CorpusError(str(e)) from None
+        for line in lines:
+            words = " ".join(line.value.split())
             if not words:
-                raise CorpusError(f"{path}:{n}: empty transcript for {utt}")
-            if utt in rows:
-                raise CorpusError(f"{path}:{n}: duplicate utterance id {utt}")
-            rows[utt] = words.upper()
+                raise CorpusError(f"{path} line {line.number}: empty transcript for {line.key}")
+            if line.key in rows:
+                raise CorpusError(f"{path} line {line.number}: duplicate utterance id {line.key}")
+            rows[line.key] = words.upper()
     return sorted(rows.items())
 
 

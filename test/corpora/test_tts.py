@@ -41,7 +41,8 @@ def test_read_text_from_a_librispeech_tree_and_from_a_kaldi_file(tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"a hello world\na again here\n", "duplicate utterance id a"),
     (b"a hello world\nb\n", "empty transcript for b"),
-    (b"a caf\xe9 au lait\n", "not UTF-8"),
+    (b"a caf\xe9 au lait\n", "line 1: not valid UTF-8"),
+    (b"a hello world\n\nb there\n", "line 2: empty line"),
 ])
 def test_bad_text_names_the_file_and_line(tmp_path, content, message):
     path = tmp_path / "text"
