@@ -37,6 +37,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="Gutenberg books left out (file names without .txt, fnmatch patterns: austen-*)")
     parser.add_argument("--out_dir", type=Path, required=True, help="data dir to write (audio in <out_dir>/audio)")
     parser.add_argument("--max_utts", type=int, default=600, help="utterances to synthesise")
+    parser.add_argument("--skip_utts", type=int, default=0,
+                        help="leave out the first N of the seeded draw: new utterances, disjoint from --max_utts N's")
     parser.add_argument("--min_words", type=int, default=3, help="shortest transcript drawn, in words")
     parser.add_argument("--max_words", type=int, default=16, help="longest transcript drawn, in words")
     parser.add_argument("--voices", nargs="+", default=list(tts.DEFAULT_VOICES),
@@ -57,7 +59,7 @@ def main(argv=None) -> int:
         utts = tts.prepare(args.text, args.out_dir, args.max_utts, nj=args.nj, exclude_books=args.exclude_books,
                            voices=args.voices,
                            min_words=args.min_words, max_words=args.max_words, speed=tuple(args.speed),
-                           pitch=tuple(args.pitch), seed=args.seed)
+                           pitch=tuple(args.pitch), seed=args.seed, skip_utts=args.skip_utts)
     except (CorpusError, datadir.DataDirError) as e:
         sys.exit(f"synth_speech: error: {e}")
     seconds = sum(int(n) for n in datadir.read_table(args.out_dir / "utt2num_samples").values()) / tts.FS

@@ -214,19 +214,28 @@ def read_texts(sources: Sequence[Path], exclude_books: Sequence[str] = ()) -> Li
 
 def plan(rows: Sequence[Tuple[str, str]], max_utts: int, voices: Sequence[str] = DEFAULT_VOICES,
          min_words: int = 3, max_words: int = 16, speed: Tuple[float, float] = (0.85, 1.15),
-         pitch: Tuple[int, int] = (30, 70), seed: int = 0) -> List[SynthUtt]:
-    """Draw `max_utts` utterances of `min_words`..`max_words` words, each with a voice, speed and pitch (seeded)."""
+         pitch: Tuple[int, int] = (30, 70), seed: int = 0, skip_utts: int = 0) -> List[SynthUtt]:
+    """Draw `max_utts` utterances of `min_words`..`max_words` words, each with a voice, speed and pitch (seeded).
+
+    The draw is a prefix of one seeded sequence: `max_utts` N gives the first N utterances of it, so a larger N keeps
+    a smaller one's utterances. `skip_utts` K leaves its first K out (the next `max_utts` after them): a set disjoint
+    from the draw of `max_utts` K with the same seed and options, for training on new text only."""
     if not voices:
         raise CorpusError("no TTS voices given")
     if max_utts < 1:
         raise CorpusError(f"max_utts must be at least 1, got {max_utts}")
+    if skip_utts < 0:
+        raise CorpusError(f"skip_utts must not be negative, got {skip_utts}")
     parsed = [parse_voice(v) for v in voices]
     if len(set(parsed)) != len(parsed):
         raise CorpusError(f"a voice is given twice in {' '.join(voices)}")
     pool = [(u, w) for u, w in rows if min_words <= len(w.split()) <= max_words]
     if not pool:
         raise CorpusError(f"no transcript has {min_words} to {max_words} words")
-    max_utts = min(max_utts, len(pool) * len(parsed))  # each line at most once per voice
+    total = min(skip_utts + max_utts, len(pool) * len(parsed))  # each line at most once per voice
+    if total <= skip_utts:
+        raise CorpusError(f"skip_utts {skip_utts} leaves nothing: the pool has {len(pool)} lines x {len(parsed)} voices")
+    max_utts = total
     copies = -(-max_utts // len(pool))
     rng = random.Random(seed)
     out = []
@@ -240,7 +249,7 @@ def plan(rows: Sequence[Tuple[str, str]], max_utts: int, voices: Sequence[str] =
             engine, voice = parsed[(j + copy) % len(parsed)]
             out.append(SynthUtt(f"{engine}-{voice}-{utt}", f"{engine}-{voice}", words, f"{engine}:{voice}",
                                 round(rng.uniform(*speed), 3), rng.randint(*pitch)))
-    return sorted(out, key=lambda s: s.utt)
+    return sorted(out[skip_utts:], key=lambda s: s.utt)
 
 
 def synthesize(utt: SynthUtt, out: Path) -> int:

@@ -89,6 +89,22 @@ def test_plan_reuses_lines_with_a_different_voice_each_time():
     assert tts.plan(rows, max_utts=10, voices=voices) == tts.plan(rows, max_utts=9, voices=voices)  # 3 lines x 3
 
 
+def test_plan_prefix_and_skip_give_disjoint_draws_that_add_up():
+    rows = [(f"u{i:02d}", "A FEW WORDS HERE") for i in range(10)]
+    voices = ("en-us", "flite:slt")
+    first = tts.plan(rows, max_utts=6, voices=voices, seed=1)
+    ids = lambda plan: {p.utt for p in plan}  # noqa: E731
+    assert ids(first) <= ids(tts.plan(rows, max_utts=14, voices=voices, seed=1))  # a larger draw keeps a smaller one
+    nxt = tts.plan(rows, max_utts=8, voices=voices, seed=1, skip_utts=6)
+    assert len(nxt) == 8 and not ids(first) & ids(nxt)
+    assert ids(first) | ids(nxt) == ids(tts.plan(rows, max_utts=14, voices=voices, seed=1))
+    assert len(tts.plan(rows, max_utts=50, voices=voices, seed=1, skip_utts=6)) == 14  # 10 lines x 2 voices - 6
+    with pytest.raises(CorpusError, match="skip_utts 20 leaves nothing"):
+        tts.plan(rows, max_utts=1, voices=voices, skip_utts=20)
+    with pytest.raises(CorpusError, match="must not be negative"):
+        tts.plan(rows, max_utts=1, voices=voices, skip_utts=-1)
+
+
 @pytest.mark.parametrize("voices, message", [
     (("nosuch:voice",), "unknown TTS engine 'nosuch'"),
     (("flite:",), "bad voice name"),

@@ -10,9 +10,10 @@ synth_utts=0  # >0: also data/<synth_name>, this many LibriSpeech dev-clean tran
 synth_name=synth  # its data dir (for --llm_train_extra_sets)
 synth_max_words=16  # longest transcript drawn for it, in words
 synth_nj=2     # synthesisers run at once
+synth_skip=0   # >0: leave out the first N utterances of the seeded draw (new text only: disjoint from --synth_utts N's)
 synth_gutenberg=false  # true: draw from the Gutenberg books too, without Austen's (Sense and Sensibility is the
                        # LibriVox check's book) and Shakespeare's (early modern spelling)
-help_message="Usage: local/data.sh [--n_dev N] [--synth_utts N] [--synth_max_words N] [--synth_nj N] [--synth_gutenberg true|false] [--synth_name NAME]"
+help_message="Usage: local/data.sh [--n_dev N] [--synth_utts N] [--synth_max_words N] [--synth_nj N] [--synth_gutenberg true|false] [--synth_skip N] [--synth_name NAME]"
 . utils/parse_options.sh
 
 if [ ! -d "${AN4_ROOT}/etc" ]; then
@@ -36,5 +37,5 @@ if [ "${synth_utts}" -gt 0 ]; then  # general English for the speech LLM (out-of
   texts=("${LIBRISPEECH_TEXT}")
   "${synth_gutenberg}" && texts+=("${GUTENBERG_TEXT}")
   python -m espnet_llm.bin.synth_speech --text "${texts[@]}" --exclude_books 'austen-*' 'shakespeare-*' \
-    --out_dir "data/${synth_name}" --max_utts "${synth_utts}" --max_words "${synth_max_words}" --nj "${synth_nj}"
+    --out_dir "data/${synth_name}" --max_utts "${synth_utts}" --skip_utts "${synth_skip}" --max_words "${synth_max_words}" --nj "${synth_nj}"
 fi
