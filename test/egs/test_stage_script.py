@@ -48,7 +48,7 @@ def template_options() -> dict[str, tuple[str, str]]:
     (["--stage", "x"], 2, "Error: --stage x --stop_stage 13: stages run from 1 to 13 with stage <= stop_stage"),
     (["--foo", "1"], 1, "../../TEMPLATE/asr1/llm_asr.sh: invalid option --foo (no variable foo to set; see --help)"),
     (["--llm_init_encoder", "yes"], 1, "option --llm_init_encoder takes true or false, got 'yes'"),
-    (["--llm_ctc_vocab", "some"], 2, "Error: --llm_ctc_vocab some: must be one of: train full"),
+    (["--llm_ctc_vocab", "some"], 2, "Error: --llm_ctc_vocab some: must be one of: train full or a vocabulary file"),
     (["--llm_input", "wav"], 2, "Error: --llm_input wav: must be one of: fbank raw"),
     (["--llm_init_model", "exp/none/valid.acc.ave.pth"], 2,
      "Error: --llm_init_model exp/none/valid.acc.ave.pth: no such model file"),
@@ -97,8 +97,10 @@ def make_an4(root: Path) -> Path:
 
 def test_stage_1_prepares_data_dirs(recipe, tmp_path):
     an4 = make_an4(tmp_path / "an4")
+    vocab = tmp_path / "ctc_vocab.txt"  # a second stage's CTC vocabulary from a file is accepted
+    vocab.write_text("5\n7\n")
     result = run_recipe(recipe, "--stage", "1", "--stop_stage", "1", "--local_data_opts", "--n_dev 1",
-                        AN4_ROOT=str(an4))
+                        "--llm_ctc_vocab", str(vocab), AN4_ROOT=str(an4))
     assert result.returncode == 0, result.stderr
     assert "Stage 1: Data preparation" in result.stdout and "Successfully finished 1-1" in result.stdout
     assert sorted(p.name for p in (recipe / "data").iterdir()) == ["dev", "test", "train"]

@@ -65,7 +65,9 @@ llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage
 llm_init_model=""       # start stage 9 from this speech LLM (two-stage training: exp/llm_asr_<first>/valid.acc.ave.pth);
                         # ESPnet --init_param syntax, e.g. <model>:::ctc leaves out its CTC head (another vocabulary)
 llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the LLM ids of the training
-                        # transcripts (+ blank, + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary
+                        # transcripts (+ blank, + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary,
+                        # or a ctc_vocab.txt file: that vocabulary (e.g. --llm_init_model's exp dir's, so that a second
+                        # stage on other data keeps the first stage's trained CTC head; ids not in it are "other")
 llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML(s), each its own decode dir
 llm_inference_model=valid.acc.ave.pth             # checkpoint of the speech LLM to decode with
 llm_test_sets=""        # sets the speech LLM decodes; empty: --test_sets
@@ -91,6 +93,7 @@ printf -v run_args '%s' "$(without_stage_opts "$0" "$@")"  # printf -v: not an o
 for _opt in "llm_input fbank raw" "llm_ctc_vocab train full"; do  # <name> <allowed values...>
   # shellcheck disable=SC2086
   set -- ${_opt}; _name=$1; shift
+  [ "${_name}" = llm_ctc_vocab ] && { [ -f "${llm_ctc_vocab}" ] && continue; set -- "$@" "or a vocabulary file"; }
   [[ " $* " == *" ${!_name} "* ]] || { log "Error: --${_name} ${!_name}: must be one of: $*"; exit 2; }
 done
 SECONDS=0
@@ -236,6 +239,9 @@ train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM 
   if [ "${llm_ctc_vocab}" = train ]; then
     ${python} -m espnet_llm.bin.llm_ctc_vocab --config "${_conf}" --llm_dir "${llm_dir}" \
       --text "data/${llm_train_set}/text" --out "${_exp}/ctc_vocab.txt"
+    opts+=(--ctc_vocab "${_exp}/ctc_vocab.txt")
+  elif [ "${llm_ctc_vocab}" != full ]; then  # a given vocabulary, copied so that the exp dir is self-contained
+    [ "$(realpath "${llm_ctc_vocab}")" = "$(realpath -m "${_exp}/ctc_vocab.txt")" ] || cp "${llm_ctc_vocab}" "${_exp}/ctc_vocab.txt"
     opts+=(--ctc_vocab "${_exp}/ctc_vocab.txt")
   fi
   # shellcheck disable=SC2086
