@@ -235,15 +235,14 @@ def plan(rows: Sequence[Tuple[str, str]], max_utts: int, voices: Sequence[str] =
     total = min(skip_utts + max_utts, len(pool) * len(parsed))  # each line at most once per voice
     if total <= skip_utts:
         raise CorpusError(f"skip_utts {skip_utts} leaves nothing: the pool has {len(pool)} lines x {len(parsed)} voices")
-    max_utts = total
-    copies = -(-max_utts // len(pool))
+    copies = -(-total // len(pool))
     rng = random.Random(seed)
     out = []
     for copy in range(copies):  # copy k of line j gets voice (j + k) mod V: never the same voice twice
         order = list(range(len(pool)))
         rng.shuffle(order)
         for j in order:
-            if len(out) == max_utts:
+            if len(out) == total:
                 break
             utt, words = pool[j]
             engine, voice = parsed[(j + copy) % len(parsed)]

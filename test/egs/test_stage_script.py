@@ -48,7 +48,7 @@ def template_options() -> dict[str, tuple[str, str]]:
     (["--stage", "x"], 2, "Error: --stage x --stop_stage 13: stages run from 1 to 13 with stage <= stop_stage"),
     (["--foo", "1"], 1, "../../TEMPLATE/asr1/llm_asr.sh: invalid option --foo (no variable foo to set; see --help)"),
     (["--llm_init_encoder", "yes"], 1, "option --llm_init_encoder takes true or false, got 'yes'"),
-    (["--llm_ctc_vocab", "some"], 2, "Error: --llm_ctc_vocab some: must be one of: train full or a vocabulary file"),
+    (["--llm_ctc_vocab", "some"], 2, "Error: --llm_ctc_vocab some: must be train, full or a vocabulary file"),
     (["--llm_input", "wav"], 2, "Error: --llm_input wav: must be one of: fbank raw"),
     (["--llm_init_model", "exp/none/valid.acc.ave.pth"], 2,
      "Error: --llm_init_model exp/none/valid.acc.ave.pth: no such model file"),

@@ -90,12 +90,14 @@ without_stage_opts() {  # the command line, quoted, less --stage/--stop_stage (e
 printf -v run_args '%s' "$(without_stage_opts "$0" "$@")"  # printf -v: not an option for --help to list
 # shellcheck disable=SC1091
 . utils/parse_options.sh
-for _opt in "llm_input fbank raw" "llm_ctc_vocab train full"; do  # <name> <allowed values...>
-  # shellcheck disable=SC2086
-  set -- ${_opt}; _name=$1; shift
-  [ "${_name}" = llm_ctc_vocab ] && { [ -f "${llm_ctc_vocab}" ] && continue; set -- "$@" "or a vocabulary file"; }
-  [[ " $* " == *" ${!_name} "* ]] || { log "Error: --${_name} ${!_name}: must be one of: $*"; exit 2; }
-done
+case ${llm_input} in
+  fbank|raw) ;;
+  *) log "Error: --llm_input ${llm_input}: must be one of: fbank raw"; exit 2 ;;
+esac
+case ${llm_ctc_vocab} in
+  train|full) ;;
+  *) [ -f "${llm_ctc_vocab}" ] || { log "Error: --llm_ctc_vocab ${llm_ctc_vocab}: must be train, full or a vocabulary file"; exit 2; } ;;
+esac
 SECONDS=0
 # shellcheck disable=SC1091
 . ./path.sh
@@ -241,7 +243,7 @@ train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM 
       --text "data/${llm_train_set}/text" --out "${_exp}/ctc_vocab.txt"
     opts+=(--ctc_vocab "${_exp}/ctc_vocab.txt")
   elif [ "${llm_ctc_vocab}" != full ]; then  # a given vocabulary, copied so that the exp dir is self-contained
-    [ "$(realpath "${llm_ctc_vocab}")" = "$(realpath -m "${_exp}/ctc_vocab.txt")" ] || cp "${llm_ctc_vocab}" "${_exp}/ctc_vocab.txt"
+    cmp -s "${llm_ctc_vocab}" "${_exp}/ctc_vocab.txt" || cp "${llm_ctc_vocab}" "${_exp}/ctc_vocab.txt"
     opts+=(--ctc_vocab "${_exp}/ctc_vocab.txt")
   fi
   # shellcheck disable=SC2086
