@@ -226,15 +226,76 @@ def render(systems: Sequence[System], env: Dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(systems: Sequence[System], out: Path, env: Optional[Dict[str, str]] = None) -> str:
-    """Write out: the kept header (everything above MARKER in an existing file), MARKER, the generated part."""
+KEPT_NOTE = "- kept from an earlier RESULTS.md: its decode dir was not among this run's exp dirs"
+
+
+def _split_generated(text: str):
+    """A generated part -> (lines up to the summary table's separator, {key: summary rows}, {key: section text}).
+
+    key = (exp dir name, decode tag), what a summary row's first two cells and a section's `## <exp>/decode_<tag>`
+    both name."""
+    lines = text.split("\n")
+    head, rows, sections = [], {}, {}
+    i = 0
+    while i < len(lines) and not lines[i].startswith("|---"):
+        head.append(lines[i])
+        i += 1
+    head.append(lines[i] if i < len(lines) else "")
+    i += 1
+    while i < len(lines) and lines[i].startswith("|"):
+        cells = lines[i].split("|")
+        rows.setdefault((cells[1], cells[2]), []).append(lines[i])
+        i += 1
+    starts = [j for j in range(i, len(lines)) if lines[j].startswith("## ")] + [len(lines)]
+    for a, b in zip(starts, starts[1:]):
+        name = Path(lines[a][3:].strip())
+        key = (name.parent.name, name.name[len("decode_"):])
+        sections[key] = "\n".join(lines[a:b]).rstrip("\n")
+    return head, rows, sections
+
+
+def _fit_row(row: str, columns: int) -> str:
+    """A kept summary row with as many cells as the new table (the baseline column may come or go)."""
+    cells = row.strip("|").split("|")
+    cells = (cells + ["-"] * columns)[:columns]
+    return "|" + "|".join(cells) + "|"
+
+
+def merge_generated(new: str, old: str) -> str:
+    """The new generated part plus the systems of `old` it does not have, in name order: a rerun in a checkout
+    that lacks earlier exp dirs (a fresh clone, a pruned exp/) adds its rows and loses none."""
+    head, rows, sections = _split_generated(new)
+    _, old_rows, old_sections = _split_generated(old)
+    columns = head[-1].count("|") - 1
+    for key, section in old_sections.items():
+        if key in sections:
+            continue
+        if KEPT_NOTE not in section:
+            title, _, rest = section.partition("\n")
+            section = f"{title}\n\n{KEPT_NOTE}{rest}" if rest.startswith("\n") else f"{title}\n\n{KEPT_NOTE}\n{rest}"
+        sections[key] = section
+        rows[key] = [_fit_row(row, columns) for row in old_rows.get(key, [])]
+    ordered = sorted(sections)
+    body = [row for key in sorted(rows) for row in sorted(rows[key], key=lambda r: r.split("|")[3])]
+    return "\n".join(head + body) + "\n\n" + "\n\n".join(sections[k] for k in ordered) + "\n"
+
+
+def write_results(systems: Sequence[System], out: Path, env: Optional[Dict[str, str]] = None,
+                  keep_missing: bool = True) -> str:
+    """Write out: the kept header (everything above MARKER in an existing file), MARKER, the generated part.
+
+    With `keep_missing`, systems of the existing generated part that `systems` lacks are kept (marked so), so
+    regenerating from fewer exp dirs never drops rows; the environment block is this run's."""
     out = Path(out)
-    header = ""
+    header, old = "", ""
     if out.is_file():
         existing = out.read_text(encoding="utf-8")
         if MARKER in existing:
-            header = existing[:existing.index(MARKER)]
-    text = header + MARKER + "\n" + render(systems, env if env is not None else environment())
+            header, old = existing[:existing.index(MARKER)], existing[existing.index(MARKER) + len(MARKER) + 1:]
+    generated = render(systems, env if env is not None else environment())
+    if keep_missing and old.strip():
+        generated = merge_generated(generated, old)
+    text = header + MARKER + "\n" + generated
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return text

@@ -3,7 +3,7 @@ import subprocess
 from pathlib import Path
 
 from espnet_llm.bin.results_make import main as results_make_main
-from espnet_llm.results import MARKER, collect_systems, environment, render, write_results
+from espnet_llm.results import KEPT_NOTE, MARKER, collect_systems, environment, render, write_results
 from espnet_llm.scoring import score
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +81,30 @@ def test_write_results_keeps_header_above_marker(tmp_path):
     text = out.read_text()
     assert text.startswith("# AN4 speech LLM\nHand-written notes.\n\n" + MARKER + "\n# RESULTS\n")
     assert text.count(MARKER) == 1 and "99.9" not in text and "|llm_asr|beam4|test|30.0|" in text
+
+
+def test_rerun_without_earlier_exp_dirs_keeps_their_rows_and_sections(tmp_path):
+    exp = make_exp(tmp_path)
+    out = tmp_path / "RESULTS.md"
+    write_results(collect_systems([str(exp)]), out, ENV)
+    before = out.read_text()
+    other = tmp_path / "fresh" / "exp" / "llm_asr_new"
+    score(REF, REF, other / "decode_greedy" / "test" / "score_wer", unit="word")
+    text = write_results(collect_systems([str(other)]), out, ENV)  # a fresh checkout: only the new system
+    assert "|llm_asr_new|greedy|test|0.0|" in text
+    assert "|llm_asr|beam4|test|30.0|28.3|10.0|1|" in text and "|llm_asr|greedy|test|40.0|" in text
+    for name in ("llm_asr/decode_beam4", "llm_asr/decode_greedy"):
+        section = text[text.index(f"{name}\n"):]
+        section = section[:section.index("\n## ") if "\n## " in section else len(section)]
+        assert section.count(KEPT_NOTE) == 1
+    beam4 = before[before.index("llm_asr/decode_beam4\n"):]
+    assert beam4[beam4.index("### WER"):beam4.index("### CER")] in text  # its tables unchanged
+    rows = [line for line in text.splitlines() if line.startswith("|llm_asr")]
+    assert rows == sorted(rows, key=lambda r: r.split("|")[1:4])
+    again = write_results(collect_systems([str(other)]), out, ENV)  # idempotent: no second note, no duplicates
+    assert again == text
+    dropped = write_results(collect_systems([str(other)]), out, ENV, keep_missing=False)
+    assert "|llm_asr|" not in dropped and "llm_asr/decode_beam4" not in dropped
 
 
 def test_environment_block():

@@ -12,7 +12,8 @@ Writes an environment block, a summary table (system, decode, dataset, WER, CER,
 `## exp/<x>/decode_<tag>` section with its metadata line, commands and `### WER` / `### CER` tables.
 With --baseline, the summary has a column with sc_stats' matched-pair (MAPSSWE) and sign test verdicts of each
 system against that decode dir on the same test set. In an existing --out, everything above the line
-`<!-- generated below -->` is kept.
+`<!-- generated below -->` is kept, and so are the systems of its generated part that are not under --exp_dirs
+(marked as kept; --drop_missing leaves them out).
 """
 import argparse
 import sys
@@ -29,6 +30,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a decode dir (exp/<x>/decode_<tag>): every other system's WER is tested against it "
                              "with sc_stats (MAPSSWE, sign) and the verdict is a column of the summary")
+    parser.add_argument("--drop_missing", action="store_true",
+                        help="leave out the systems of an existing --out whose decode dirs are not under --exp_dirs "
+                             "(by default they are kept, marked, so a fresh checkout's rerun loses no row)")
     return parser
 
 
@@ -43,7 +47,7 @@ def main(argv=None) -> int:
         print(f"results_make: baseline {args.baseline} is not a scored decode dir under {' '.join(args.exp_dirs)}",
               file=sys.stderr)
         return 1
-    write_results(systems, args.out)
+    write_results(systems, args.out, keep_missing=not args.drop_missing)
     rows = sum(len(system.test_sets) for system in systems)
     print(f"{args.out}: {len(systems)} systems, {rows} rows")
     return 0
