@@ -13,7 +13,9 @@ synth_nj=2     # synthesisers run at once
 synth_skip=0   # >0: leave out the first N utterances of the seeded draw (new text only: disjoint from --synth_utts N's)
 synth_gutenberg=false  # true: draw from the Gutenberg books too, without Austen's (Sense and Sensibility is the
                        # LibriVox check's book) and Shakespeare's (early modern spelling)
-help_message="Usage: local/data.sh [--n_dev N] [--synth_utts N] [--synth_max_words N] [--synth_nj N] [--synth_gutenberg true|false] [--synth_skip N] [--synth_name NAME]"
+num_rirs=0     # >0: also data/rirs/wav.scp, this many simulated room impulse responses (training-time reverberation:
+               # rir_scp in a speech LLM config, e.g. conf/tuning/train_llm_asr_whisper_lora_tts_aug.yaml)
+help_message="Usage: local/data.sh [--n_dev N] [--synth_utts N] [--synth_max_words N] [--synth_nj N] [--synth_gutenberg true|false] [--synth_skip N] [--synth_name NAME] [--num_rirs N]"
 . utils/parse_options.sh
 
 if [ ! -d "${AN4_ROOT}/etc" ]; then
@@ -38,4 +40,7 @@ if [ "${synth_utts}" -gt 0 ]; then  # general English for the speech LLM (out-of
   "${synth_gutenberg}" && texts+=("${GUTENBERG_TEXT}")
   python -m espnet_llm.bin.synth_speech --text "${texts[@]}" --exclude_books 'austen-*' 'shakespeare-*' \
     --out_dir "data/${synth_name}" --max_utts "${synth_utts}" --skip_utts "${synth_skip}" --max_words "${synth_max_words}" --nj "${synth_nj}"
+fi
+if [ "${num_rirs}" -gt 0 ]; then  # simulated rooms (pyroomacoustics), nothing downloaded
+  python -m espnet_llm.bin.make_rirs --out_dir data/rirs --num_rirs "${num_rirs}"
 fi
