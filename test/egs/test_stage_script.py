@@ -99,11 +99,13 @@ def test_stage_1_prepares_data_dirs(recipe, tmp_path):
     an4 = make_an4(tmp_path / "an4")
     vocab = tmp_path / "ctc_vocab.txt"  # a second stage's CTC vocabulary from a file is accepted
     vocab.write_text("5\n7\n")
-    result = run_recipe(recipe, "--stage", "1", "--stop_stage", "1", "--local_data_opts", "--n_dev 1",
+    result = run_recipe(recipe, "--stage", "1", "--stop_stage", "1", "--local_data_opts", "--n_dev 1 --num_rirs 2",
                         "--llm_ctc_vocab", str(vocab), AN4_ROOT=str(an4))
     assert result.returncode == 0, result.stderr
     assert "Stage 1: Data preparation" in result.stdout and "Successfully finished 1-1" in result.stdout
-    assert sorted(p.name for p in (recipe / "data").iterdir()) == ["dev", "test", "train"]
+    assert sorted(p.name for p in (recipe / "data").iterdir()) == ["dev", "rirs", "test", "train"]
+    rirs = (recipe / "data" / "rirs" / "wav.scp").read_text().splitlines()  # --num_rirs: simulated rooms
+    assert [line.split()[0] for line in rirs] == ["rir0000", "rir0001"] and Path(rirs[0].split()[1]).is_file()
     assert (recipe / "data" / "dev" / "utt2spk").read_text() == "fash-an1-b fash\nfash-an2-b fash\n"
     assert (recipe / "data" / "train" / "text").read_text() == "mcen-an31-b YES NO\nmcen-an32-b YES NO\n"
     assert (recipe / "data" / "test" / "wav.scp").read_text() == (
