@@ -265,11 +265,16 @@ def merge_generated(new: str, old: str) -> str:
     """The new generated part plus the systems of `old` it does not have, in name order: a rerun in a checkout
     that lacks earlier exp dirs (a fresh clone, a pruned exp/) adds its rows and loses none."""
     head, rows, sections = _split_generated(new)
-    _, old_rows, old_sections = _split_generated(old)
+    old_head, old_rows, old_sections = _split_generated(old)
     columns = head[-1].count("|") - 1
-    for key, section in old_sections.items():
-        if key in sections:
-            continue
+    kept = [key for key in old_sections if key not in sections]
+    if kept and old_head[-1].count("|") - 1 > columns and "## Summary" in head and "## Summary" in old_head:
+        # the kept rows carry a column this run has not (vs baseline: no baseline decode here): keep it, "-" for ours
+        head = head[:head.index("## Summary")] + old_head[old_head.index("## Summary"):]
+        columns = head[-1].count("|") - 1
+        rows = {key: [_fit_row(row, columns) for row in key_rows] for key, key_rows in rows.items()}
+    for key in kept:
+        section = old_sections[key]
         if KEPT_NOTE not in section:
             title, _, rest = section.partition("\n")
             section = f"{title}\n\n{KEPT_NOTE}{rest}" if rest.startswith("\n") else f"{title}\n\n{KEPT_NOTE}\n{rest}"

@@ -151,3 +151,13 @@ def test_baseline_column_has_sc_stats_verdicts(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert results_make_main(["--exp_dirs", "exp/*", "--out", "R2.md", "--baseline", "exp/none/decode_x"]) == 1
     assert "baseline exp/none/decode_x" in capsys.readouterr().err
+    # a later run in a checkout without these exp dirs and without the baseline keeps their rows and verdicts
+    fresh = tmp_path / "fresh"
+    score(ref, good, fresh / "exp" / "llm_asr_new" / "decode_greedy" / "test" / "score_wer")
+    (fresh / "RESULTS.md").write_text(text)
+    monkeypatch.chdir(fresh)
+    assert results_make_main(["--exp_dirs", "exp/*", "--out", "RESULTS.md"]) == 0
+    merged = (fresh / "RESULTS.md").read_text()
+    assert "|system|decode|dataset|WER|CER|Ins|#Ins|vs baseline|" in merged and "sc_stats" in merged
+    assert "|asr_am|beam|test|0.0|-|0.0|0|baseline|" in merged and row in merged
+    assert "|llm_asr_new|greedy|test|0.0|-|0.0|0|-|" in merged
