@@ -24,7 +24,7 @@ def tree(root: Path) -> list[str]:
 
 
 def run_recipe(recipe: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(recipe / "run.sh"), *args], capture_output=True, text=True, timeout=60, check=False,
+    return subprocess.run([str(recipe / "run.sh"), *args], capture_output=True, text=True, timeout=180, check=False,
                           env=dict(os.environ, **env))
 
 
