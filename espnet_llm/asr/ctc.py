@@ -89,3 +89,34 @@ class SubsetCTC(CTC):
     def argmax(self, hs_pad: torch.Tensor) -> torch.Tensor:
         """(Batch, T, D) -> (Batch, T) LLM ids of the most likely vocabulary entry per frame."""
         return self.log_softmax(hs_pad).argmax(dim=-1)
+
+
+def remap_head(weight: torch.Tensor, bias: torch.Tensor, old_ids: Sequence[int], new_ids: Sequence[int],
+               vocab_size: int):
+    """Move a trained ``SubsetCTC`` output layer from the vocabulary ``old_ids`` onto ``new_ids``.
+
+    ``weight`` (2 + len(old_ids), D) and ``bias`` (2 + len(old_ids),) are ``ctc_lo``'s. Blank and the ids of both
+    vocabularies keep their rows. An id new to the subset was part of "other" before: its row is "other"'s, its
+    bias lowered by log(number of ids "other" covered), so it starts with the log-probability it had. The new
+    "other" row keeps that per-id log-probability for the ids it now covers. When ``new_ids`` contains ``old_ids``
+    the distribution over the LLM vocabulary (``SubsetCTC.log_softmax``) is unchanged; ids dropped from the subset
+    give their mass up to "other" at its per-id rate. Returns ``(weight, bias)`` of shape (2 + len(new_ids), ...).
+    """
+    old = sorted({int(i) for i in old_ids} - {0})
+    new = sorted({int(i) for i in new_ids} - {0})
+    if weight.shape[0] != len(old) + 2 or bias.shape[0] != len(old) + 2:
+        raise ValueError(f"the CTC output layer has {weight.shape[0]} units, the old vocabulary gives "
+                         f"{len(old) + 2} (2 + {len(old)} ids): is it the vocabulary this model was trained with?")
+    bad = [i for i in new if not 0 < i < vocab_size]
+    if bad:
+        raise ValueError(f"CTC vocabulary ids {bad[:5]} are outside the LLM vocabulary of {vocab_size}")
+    unit_of_old = {i: u for u, i in enumerate(old, 2)}
+    log_n_old = math.log(vocab_size - len(old) - 1)
+    log_n_new = math.log(vocab_size - len(new) - 1)
+    rows = [BLANK_UNIT, OTHER_UNIT] + [unit_of_old.get(i, OTHER_UNIT) for i in new]
+    new_weight = weight[rows].clone()
+    new_bias = bias[rows].clone()
+    is_new = torch.tensor([False, False] + [i not in unit_of_old for i in new])
+    new_bias[is_new] -= log_n_old                   # one id of the old "other" class
+    new_bias[OTHER_UNIT] += log_n_new - log_n_old   # the same per-id rate over the ids "other" covers now
+    return new_weight, new_bias

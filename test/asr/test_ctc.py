@@ -7,7 +7,7 @@ import torch
 from espnet.nets.scorers.ctc import CTCPrefixScorer
 from espnet2.asr.ctc import CTC
 
-from espnet_llm.asr.ctc import SubsetCTC, read_token_ids
+from espnet_llm.asr.ctc import SubsetCTC, read_token_ids, remap_head
 
 VOCAB, DIM = 10, 6
 SUBSET = [3, 5, 7]  # units: 0 blank, 1 other, 2 -> id 3, 3 -> id 5, 4 -> id 7
@@ -96,3 +96,35 @@ def test_bad_vocabularies_are_refused(tmp_path):
     good = tmp_path / "good.txt"
     good.write_text("3 a\n\n7 c\n")
     assert read_token_ids(good) == [3, 7]
+
+
+def _remapped(ctc, new_ids):
+    new = SubsetCTC(VOCAB, new_ids, DIM)
+    weight, bias = remap_head(ctc.ctc_lo.weight.data, ctc.ctc_lo.bias.data, SUBSET, new_ids, VOCAB)
+    new.ctc_lo.load_state_dict({"weight": weight, "bias": bias})
+    return new
+
+
+def test_remap_onto_a_larger_vocabulary_keeps_the_distribution_over_the_llm_vocabulary(ctc):
+    x = torch.randn(2, 4, DIM)
+    new = _remapped(ctc, [2, 3, 5, 7, 8])  # ids 2 and 8 were "other"
+    assert new.ctc_lo.out_features == 7
+    assert torch.allclose(new.log_softmax(x), ctc.log_softmax(x), atol=1e-5)
+
+
+def test_remap_dropping_ids_moves_their_mass_to_other_at_its_per_id_rate(ctc):
+    x = torch.randn(2, 4, DIM)
+    old, new = ctc.log_softmax(x), _remapped(ctc, [5, 8]).log_softmax(x)  # 3 and 7 dropped, 8 added
+    assert torch.allclose(new.logsumexp(-1), torch.zeros(2, 4), atol=1e-5)
+    # kept and added ids, blank and the old "other" ids keep their scores relative to each other
+    for a, b in [(5, 0), (8, 9), (5, 8)]:
+        assert torch.allclose(new[..., a] - new[..., b], old[..., a] - old[..., b], atol=1e-5)
+    # a dropped id now scores as one "other" id
+    assert torch.allclose(new[..., 3], new[..., 9], atol=1e-6) and torch.allclose(new[..., 7], new[..., 9], atol=1e-6)
+
+
+def test_remap_refuses_a_head_of_another_vocabulary(ctc):
+    with pytest.raises(ValueError, match="5 units, the old vocabulary gives 4"):
+        remap_head(ctc.ctc_lo.weight.data, ctc.ctc_lo.bias.data, [3, 5], [3, 5, 7], VOCAB)
+    with pytest.raises(ValueError, match="outside the LLM vocabulary"):
+        remap_head(ctc.ctc_lo.weight.data, ctc.ctc_lo.bias.data, SUBSET, [3, 12], VOCAB)

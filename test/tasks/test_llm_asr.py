@@ -203,6 +203,33 @@ def test_init_param_can_leave_out_the_ctc_head_of_another_vocabulary(tiny_llm_di
     assert torch.equal(second.ctc.ctc_lo.weight, fresh_ctc)  # left as built
 
 
+def test_a_remapped_ctc_head_loads_whole_and_scores_as_the_first_model(tiny_llm_dir, data_dir, tmp_path):
+    """What stage 9 does instead of :::ctc: espnet_llm.bin.llm_ctc_remap moves the trained head onto the larger
+    vocabulary, so the whole model loads and its CTC scores every LLM id as the first model did."""
+    from espnet_llm.bin.llm_ctc_remap import main as remap_main
+    from espnet_llm.bin.llm_ctc_vocab import main as ctc_vocab_main
+
+    small, big = tmp_path / "small.txt", tmp_path / "big.txt"
+    (tmp_path / "small_text").write_text("u1 ONE TWO\n")
+    (tmp_path / "big_text").write_text("u1 ONE TWO\nu2 HE WAS NOT AN ILL DISPOSED YOUNG MAN\n")
+    for text, vocab in ((tmp_path / "small_text", small), (tmp_path / "big_text", big)):
+        assert ctc_vocab_main(["--llm_dir", str(tiny_llm_dir), "--text_lowercase", "true",
+                               "--text", str(text), "--out", str(vocab)]) == 0
+    torch.manual_seed(1)
+    first = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
+                                         "--ctc_vocab", str(small)))
+    torch.save(first.state_dict(), tmp_path / "stage1.pth")
+    assert remap_main(["--model", str(tmp_path / "stage1.pth"), "--old_vocab", str(small), "--new_vocab", str(big),
+                       "--llm_dir", str(tiny_llm_dir), "--out", str(tmp_path / "remapped.pth")]) == 0
+    torch.manual_seed(2)
+    second = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
+                                          "--ctc_vocab", str(big)))
+    load_pretrained_model(str(tmp_path / "remapped.pth"), second, ignore_init_mismatch=False)
+    hs = torch.randn(1, 5, first.ctc.ctc_lo.in_features)
+    assert second.ctc.ctc_lo.out_features > first.ctc.ctc_lo.out_features
+    torch.testing.assert_close(second.ctc.log_softmax(hs), first.ctc.log_softmax(hs), atol=1e-5, rtol=0)
+
+
 def train_cmd(llm_dir, data_dir, out_dir, max_epoch):
     d = data_dir
     return [

@@ -63,7 +63,9 @@ llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
 llm_asr_args=""         # extra options for llm_asr_train
 llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage 6)
 llm_init_model=""       # start stage 9 from this speech LLM (two-stage training: exp/llm_asr_<first>/valid.acc.ave.pth);
-                        # ESPnet --init_param syntax, e.g. <model>:::ctc leaves out its CTC head (another vocabulary)
+                        # ESPnet --init_param syntax. A whole model whose exp dir's ctc_vocab.txt differs from this
+                        # training's has its CTC head moved onto the new vocabulary (espnet_llm.bin.llm_ctc_remap);
+                        # <model>:::ctc leaves the head out (it starts again)
 llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the LLM ids of the training
                         # transcripts (+ blank, + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary,
                         # or a ctc_vocab.txt file: that vocabulary (e.g. --llm_init_model's exp dir's, so that a second
@@ -233,11 +235,6 @@ train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM 
   log "Stage 9: LLM adaptation: ${_conf} + ${llm_dir}${_init:+ + ${_init}} -> ${_exp} (log: ${_exp}/train.log)"
   mkdir -p "${_exp}"; echo "${run_args} --stage 9 --stop_stage 9" > "${_exp}/command.txt"
   # ESPnet's --init_param takes a list (a second --init_param would replace the first); later entries win
-  "${llm_init_encoder}" && inits+=("${asr_exp}/${asr_inference_model}:encoder:encoder")
-  [ -n "${_init}" ] && inits+=("${_init}")
-  [ ${#inits[@]} -gt 0 ] && opts+=(--init_param "${inits[@]}")
-  [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
-  [ "${llm_input}" = raw ] && opts+=(--encoder_conf model_dir="${whisper_dir}")
   if [ "${llm_ctc_vocab}" = train ]; then
     ${python} -m espnet_llm.bin.llm_ctc_vocab --config "${_conf}" --llm_dir "${llm_dir}" \
       --text "data/${llm_train_set}/text" --out "${_exp}/ctc_vocab.txt"
@@ -246,6 +243,19 @@ train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM 
     cmp -s "${llm_ctc_vocab}" "${_exp}/ctc_vocab.txt" || cp "${llm_ctc_vocab}" "${_exp}/ctc_vocab.txt"
     opts+=(--ctc_vocab "${_exp}/ctc_vocab.txt")
   fi
+  # A whole model (no :keys) from an exp dir with another CTC vocabulary: its head is moved onto this one
+  local _old_vocab; _old_vocab=$(dirname "${_init:-.}")/ctc_vocab.txt
+  if [ -n "${_init}" ] && [ "${_init}" = "${_init%%:*}" ] && [ "${llm_ctc_vocab}" != full ] && [ -f "${_old_vocab}" ] \
+      && ! cmp -s "${_old_vocab}" "${_exp}/ctc_vocab.txt"; then
+    ${python} -m espnet_llm.bin.llm_ctc_remap --model "${_init}" --old_vocab "${_old_vocab}" \
+      --new_vocab "${_exp}/ctc_vocab.txt" --llm_dir "${llm_dir}" --out "${_exp}/init_ctc_remapped.pth"
+    _init=${_exp}/init_ctc_remapped.pth
+  fi
+  "${llm_init_encoder}" && inits+=("${asr_exp}/${asr_inference_model}:encoder:encoder")
+  [ -n "${_init}" ] && inits+=("${_init}")
+  [ ${#inits[@]} -gt 0 ] && opts+=(--init_param "${inits[@]}")
+  [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
+  [ "${llm_input}" = raw ] && opts+=(--encoder_conf model_dir="${whisper_dir}")
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${_exp}/train.log" \
     ${python} -m espnet_llm.bin.llm_asr_train --config "${_conf}" --ngpu "${ngpu}" \
