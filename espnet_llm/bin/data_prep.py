@@ -60,11 +60,14 @@ def prepare_mls(langs):
 
 
 def prepare_librivox(root: Path, out_dir: Path, n_dev: int) -> None:
-    """The LibriVox clips as one test-only set `<out_dir>/librivox` (n_dev is unused)."""
-    rows = librivox.read_clips(root)
-    write_datadir(out_dir / "librivox", wav_scp={u: p for u, _, p, _ in rows},
-                  text={u: w for u, _, _, w in rows}, utt2spk={u: s for u, s, _, _ in rows})
-    logging.info("%s: %d utterances", out_dir / "librivox", len(rows))
+    """The clips as test-only sets `<out_dir>/librivox` and, when present, `<out_dir>/cards` (n_dev is unused)."""
+    for subset in librivox.SUBSETS:
+        if subset != "librivox" and not (root / subset).is_dir():
+            continue
+        rows = librivox.read_clips(root, subset)
+        write_datadir(out_dir / subset, wav_scp={u: p for u, _, p, _ in rows},
+                      text={u: w for u, _, _, w in rows}, utt2spk={u: s for u, s, _, _ in rows})
+        logging.info("%s: %d utterances", out_dir / subset, len(rows))
 
 
 CORPORA = {"an4": prepare_an4, "librivox": prepare_librivox}

@@ -1,13 +1,17 @@
-"""The LibriVox smoke set in ../shared/data/librivox-clips -> one Kaldi data dir (out-of-domain decoding check).
+"""The smoke sets in ../shared/data/librivox-clips -> Kaldi data dirs (out-of-domain decoding checks).
 
-Layout read: `<root>/librivox/{fileids,transcription}` (Sphinx format, as AN4) + `<root>/librivox/<fileid>.wav`.
-Utterance ids are `librivox-<fileid>` with speaker `librivox`; transcripts are upper-cased (AN4's convention,
-which scoring uses).
+Subsets: `librivox` (5 clips of *Sense and Sensibility*, read literature) and `cards` (5 clips of playing cards,
+"eight of spades four of clubs": numbers as in AN4, other words and another recording). Layout read:
+`<root>/<subset>/{fileids,transcription}` or `<root>/<subset>/<subset>.{fileids,transcription}` (Sphinx format, as
+AN4) + `<root>/<subset>/<fileid>.wav`. Utterance ids are `<subset>-<fileid>` with speaker `<subset>`; transcripts
+are upper-cased (AN4's convention, which scoring uses).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import List, Tuple
+
+SUBSETS = ("librivox", "cards")
 
 from espnet_llm.corpora.an4 import CorpusError, parse_transcription
 
@@ -15,8 +19,9 @@ from espnet_llm.corpora.an4 import CorpusError, parse_transcription
 def read_clips(root: Path, subset: str = "librivox") -> List[Tuple[str, str, str, str]]:
     """-> sorted [(utt_id, speaker, wav path, WORDS)]."""
     folder = root / subset
-    trans = parse_transcription(folder / "transcription")
-    fileids_path = folder / "fileids"
+    prefix = "" if (folder / "fileids").is_file() else f"{subset}."
+    trans = parse_transcription(folder / f"{prefix}transcription")
+    fileids_path = folder / f"{prefix}fileids"
     if not fileids_path.is_file():
         raise CorpusError(f"{fileids_path}: fileids file not found")
     rows = []

@@ -125,3 +125,16 @@ def test_real_an4(tmp_path):
         (REAL_AN4 / "audio" / "an4test_clstk" / "fcaw" / "an406-fcaw-b.flac").resolve())  # symlinks resolved
     for name in utt2spk:
         assert datadir.validate(out / name) == []
+
+
+def test_librivox_clips_give_a_dir_per_subset(tmp_path):
+    root = tmp_path / "clips"
+    for subset, prefix, text in (("librivox", "", "he was not an ill disposed man"), ("cards", "cards.", "ten of clubs")):
+        (root / subset).mkdir(parents=True)
+        (root / subset / f"{prefix}fileids").write_text("c1\n")
+        (root / subset / f"{prefix}transcription").write_text(f"<s> {text} </s> (c1)\n")
+        soundfile.write(root / subset / "c1.wav", np.zeros(1600, dtype=np.float32), 16000)
+    main(["--corpus", "librivox", "--root", str(root), "--out_dir", str(tmp_path / "data")])
+    assert datadir.read_table(tmp_path / "data" / "cards" / "text") == {"cards-c1": "TEN OF CLUBS"}
+    assert datadir.read_table(tmp_path / "data" / "librivox" / "text") == {
+        "librivox-c1": "HE WAS NOT AN ILL DISPOSED MAN"}

@@ -39,3 +39,19 @@ def test_missing_audio_names_the_file(tmp_path):
 def test_shared_clips():
     rows = librivox.read_clips(SHARED)
     assert len(rows) == 5 and rows[1][3] == "HE WAS NOT AN ILL DISPOSED YOUNG MAN"
+
+
+def test_subset_with_prefixed_files_as_the_cards_clips(tmp_path):
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    (folder / "cards.fileids").write_text("001\n")
+    (folder / "cards.transcription").write_text("<s> ten of clubs  </s> (001)\n")
+    soundfile.write(folder / "001.wav", np.zeros(1600, dtype=np.float32), 16000)
+    assert librivox.read_clips(tmp_path, "cards") == [("cards-001", "cards", str((folder / "001.wav").resolve()),
+                                                       "TEN OF CLUBS")]
+
+
+@pytest.mark.skipif(not (SHARED / "cards").is_dir(), reason="shared cards clips absent")
+def test_shared_cards_clips():
+    rows = librivox.read_clips(SHARED, "cards")
+    assert len(rows) == 5 and rows[4][3] == "EIGHT OF SPADES FOUR OF CLUBS SEVEN OF HEARTS"

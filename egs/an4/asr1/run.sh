@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 ../../TEMPLATE/asr1/llm_asr.sh \
-  --train_set train --valid_set dev --test_sets "test dev" --llm_test_sets "test dev librivox" \
+  --train_set train --valid_set dev --test_sets "test dev" --llm_test_sets "test dev librivox cards" \
   --token_type bpe --nbpe 30 --speed_perturb_factors "0.9 1.0 1.1" \
   --asr_config conf/tuning/train_asr_conformer.yaml \
   --asr_inference_config conf/decode_asr_beam10_ctc0.3.yaml \
