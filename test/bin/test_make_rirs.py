@@ -5,7 +5,7 @@ import soundfile
 
 from espnet_llm.bin import make_rirs
 
-pytest.importorskip("pyroomacoustics")
+pra = pytest.importorskip("pyroomacoustics")
 
 
 def test_rooms_are_seeded_feasible_and_keep_away_from_walls():
@@ -15,7 +15,25 @@ def test_rooms_are_seeded_feasible_and_keep_away_from_walls():
     for room in rooms:
         for d, s, m in zip(room["dims"], room["source"], room["mic"]):
             assert 0.5 <= s <= d - 0.5 and 0.5 <= m <= d - 0.5
-        assert 0.15 <= room["rt60"] <= 0.6 or room["rt60"] > 0.6 and room["dims"][0] * room["dims"][1] > 40
+        assert 0.15 <= room["rt60"] <= 0.6
+        absorption, _ = pra.inverse_sabine(room["rt60"], room["dims"])  # raises when walls cannot be that dry
+        assert 0.0 < absorption < 1.0
+
+
+def test_large_rooms_get_the_driest_feasible_rt60():
+    """Sabine bounds how dry a large room can be: a room that cannot reach the asked range (with a 5 % margin on
+    wall absorption 1) gets the driest RT60 it can have, which pyroomacoustics accepts and 5 % less it refuses."""
+    rooms = make_rirs.draw_rooms(200, seed=0, room_size=[3.0, 40.0], rt60=[0.1, 0.15])
+    raised = [r for r in rooms if r["rt60"] > 0.15]
+    assert 0 < len(raised) < len(rooms)
+    for room in rooms:
+        absorption, _ = pra.inverse_sabine(room["rt60"], room["dims"])
+        assert 0.0 < absorption < 1.0 and room["rt60"] >= 0.1
+    for room in raised:
+        with pytest.raises(ValueError, match="too large"):
+            pra.inverse_sabine(0.15 / 1.05, room["dims"])
+        with pytest.raises(ValueError, match="too large"):
+            pra.inverse_sabine(0.999 * room["rt60"] / 1.05, room["dims"])
 
 
 def test_writes_rirs_that_decay_with_the_drawn_rt60_and_resumes(tmp_path):
