@@ -6,11 +6,16 @@ Usage:
         --llm_dir exp/llm/smollm2-135m --text data/train/text --out exp/llm_asr_whisper_lora/ctc_vocab.txt
     python -m espnet_llm.bin.llm_ctc_vocab --llm_dir exp/llm/smollm2-135m --text data/train/text \
         --text data/dev/text --text_lowercase true --out ctc_vocab.txt
+    python -m espnet_llm.bin.llm_ctc_vocab --config conf/tuning/train_llm_asr_whisper_ft_lora_tts3k_b_aug.yaml \
+        --text data/train_sp_synth3k_b/text --include exp/llm_asr_whisper_ft_lora_tts6k_aug/ctc_vocab.txt \
+        --out exp/llm_asr_whisper_ft_lora_tts3k_b_aug/ctc_vocab.txt
 
 The transcripts are tokenised exactly as the training preprocessor does (``LLMTextPreprocessor``; the config's
 ``text_lowercase`` and ``cleaner`` unless given here), so the training targets are all inside the vocabulary.
 Each line is ``<id> <token>`` (the token for a reader; only the id is read back), sorted by id. The training
-config takes the file as ``--ctc_vocab`` (``espnet_llm.asr.ctc.SubsetCTC``).
+config takes the file as ``--ctc_vocab`` (``espnet_llm.asr.ctc.SubsetCTC``). ``--include`` keeps the ids of
+another vocabulary too: a model trained further on new text (its head moved over by ``espnet_llm.bin.llm_ctc_remap``)
+then keeps every token its CTC head has learned, not only those of the new transcripts.
 """
 import argparse
 import sys
@@ -45,6 +50,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--text", type=Path, action="append", required=True, help="Kaldi text file; repeatable")
     parser.add_argument("--text_lowercase", choices=["true", "false"], default=None,
                         help="lower-case before tokenising (default: the config's, else false)")
+    parser.add_argument("--include", type=Path, action="append", default=[],
+                        help="a ctc_vocab.txt whose ids are kept as well (e.g. the model trained further's); repeatable")
     parser.add_argument("--out", type=Path, required=True, help="the vocabulary file to write")
     return parser
 
@@ -62,13 +69,21 @@ def main(argv=None) -> int:
         sys.exit("llm_ctc_vocab: give --llm_dir or a --config with llm_conf.name_or_path")
     lowercase = args.text_lowercase == "true" if args.text_lowercase else bool(config.get("text_lowercase", False))
     counts = collect_ids(llm_dir, args.text, lowercase, config.get("cleaner"))
+    from espnet_llm.asr.ctc import read_token_ids
     from espnet_llm.asr.llm import load_tokenizer
 
+    kept = set()
+    for path in args.include:
+        try:
+            kept.update(read_token_ids(path))
+        except (OSError, ValueError) as e:
+            sys.exit(f"llm_ctc_vocab: --include: {e}")
     tokenizer = load_tokenizer(llm_dir)
-    lines = [f"{i} {tokenizer.convert_ids_to_tokens(i)}" for i in sorted(counts)]
+    lines = [f"{i} {tokenizer.convert_ids_to_tokens(i)}" for i in sorted(set(counts) | kept)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, "\n".join(lines) + "\n")
-    print(f"llm_ctc_vocab: {len(counts)} token ids from {sum(counts.values())} tokens -> {args.out}")
+    added = f" + {len(kept - set(counts))} kept from {' '.join(map(str, args.include))}" if args.include else ""
+    print(f"llm_ctc_vocab: {len(counts)} token ids from {sum(counts.values())} tokens{added} -> {args.out}")
     return 0
 
 

@@ -29,3 +29,17 @@ def test_empty_transcript_is_named(tiny_llm_dir, tmp_path):
     text.write_text("u1 YES\nu2 \n")
     with pytest.raises(ValueError, match="u2"):
         main(["--llm_dir", str(tiny_llm_dir), "--text", str(text), "--out", str(tmp_path / "v.txt")])
+
+
+def test_include_keeps_the_ids_of_another_vocabulary(tiny_llm_dir, tmp_path):
+    """A model trained further on new text keeps every token its head learned: --include adds those ids."""
+    text = tmp_path / "text"
+    text.write_text("u1 yes\n")
+    old = tmp_path / "old.txt"
+    old.write_text("7 a\n9 b\n")
+    out = tmp_path / "ctc_vocab.txt"
+    assert main(["--llm_dir", str(tiny_llm_dir), "--text", str(text), "--include", str(old), "--out", str(out)]) == 0
+    assert read_token_ids(out) == sorted({7, 9} | set(load_tokenizer(tiny_llm_dir)("yes")["input_ids"]))
+    old.write_text("seven\n")
+    with pytest.raises(SystemExit, match="old.txt:1: expected an LLM token id"):
+        main(["--llm_dir", str(tiny_llm_dir), "--text", str(text), "--include", str(old), "--out", str(out)])

@@ -67,7 +67,8 @@ llm_init_model=""       # start stage 9 from this speech LLM (two-stage training
                         # training's has its CTC head moved onto the new vocabulary (espnet_llm.bin.llm_ctc_remap);
                         # <model>:::ctc leaves the head out (it starts again)
 llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the LLM ids of the training
-                        # transcripts (+ blank, + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary,
+                        # transcripts and those of --llm_init_model's ctc_vocab.txt if it has one (+ blank,
+                        # + "other"; espnet_llm.asr.ctc.SubsetCTC), full = whole LLM vocabulary,
                         # or a ctc_vocab.txt file: that vocabulary (e.g. --llm_init_model's exp dir's, so that a second
                         # stage on other data keeps the first stage's trained CTC head; ids not in it are "other")
 llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML(s), each its own decode dir
@@ -235,18 +236,21 @@ train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM 
   log "Stage 9: LLM adaptation: ${_conf} + ${llm_dir}${_init:+ + ${_init}} -> ${_exp} (log: ${_exp}/train.log)"
   mkdir -p "${_exp}"; echo "${run_args} --stage 9 --stop_stage 9" > "${_exp}/command.txt"
   # ESPnet's --init_param takes a list (a second --init_param would replace the first); later entries win
+  # A whole model (no :keys) from an exp dir with a CTC vocabulary keeps its head: the new vocabulary keeps its ids
+  local _old_vocab=""
+  if [ -n "${_init}" ] && [ "${_init}" = "${_init%%:*}" ] && [ -f "$(dirname "${_init}")/ctc_vocab.txt" ]; then
+    _old_vocab=$(dirname "${_init}")/ctc_vocab.txt
+  fi
   if [ "${llm_ctc_vocab}" = train ]; then
     ${python} -m espnet_llm.bin.llm_ctc_vocab --config "${_conf}" --llm_dir "${llm_dir}" \
-      --text "data/${llm_train_set}/text" --out "${_exp}/ctc_vocab.txt"
+      --text "data/${llm_train_set}/text" ${_old_vocab:+--include "${_old_vocab}"} --out "${_exp}/ctc_vocab.txt"
     opts+=(--ctc_vocab "${_exp}/ctc_vocab.txt")
   elif [ "${llm_ctc_vocab}" != full ]; then  # a given vocabulary, copied so that the exp dir is self-contained
     cmp -s "${llm_ctc_vocab}" "${_exp}/ctc_vocab.txt" || cp "${llm_ctc_vocab}" "${_exp}/ctc_vocab.txt"
     opts+=(--ctc_vocab "${_exp}/ctc_vocab.txt")
   fi
-  # A whole model (no :keys) from an exp dir with another CTC vocabulary: its head is moved onto this one
-  local _old_vocab; _old_vocab=$(dirname "${_init:-.}")/ctc_vocab.txt
-  if [ -n "${_init}" ] && [ "${_init}" = "${_init%%:*}" ] && [ "${llm_ctc_vocab}" != full ] && [ -f "${_old_vocab}" ] \
-      && ! cmp -s "${_old_vocab}" "${_exp}/ctc_vocab.txt"; then
+  # ... and, when that vocabulary differs from the new one, its head is moved onto it (rows kept, new ids added)
+  if [ -n "${_old_vocab}" ] && [ "${llm_ctc_vocab}" != full ] && ! cmp -s "${_old_vocab}" "${_exp}/ctc_vocab.txt"; then
     ${python} -m espnet_llm.bin.llm_ctc_remap --model "${_init}" --old_vocab "${_old_vocab}" \
       --new_vocab "${_exp}/ctc_vocab.txt" --llm_dir "${llm_dir}" --out "${_exp}/init_ctc_remapped.pth"
     _init=${_exp}/init_ctc_remapped.pth
