@@ -51,16 +51,15 @@ def main(argv=None) -> int:
     if WEIGHT not in state or BIAS not in state:
         sys.exit(f"llm_ctc_remap: '{args.model}' has no CTC head ({WEIGHT})")
     try:
-        state[WEIGHT], state[BIAS] = remap_head(state[WEIGHT], state[BIAS], read_token_ids(args.old_vocab),
-                                                read_token_ids(args.new_vocab), vocab_size)
+        old_ids, new_ids = read_token_ids(args.old_vocab), read_token_ids(args.new_vocab)
+        state[WEIGHT], state[BIAS] = remap_head(state[WEIGHT], state[BIAS], old_ids, new_ids, vocab_size)
     except (OSError, ValueError) as e:
         sys.exit(f"llm_ctc_remap: {args.model} with {args.old_vocab}: {e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(args.out)  # atomic: an interrupted run leaves no half-written model
-    print(f"llm_ctc_remap: CTC head {len(read_token_ids(args.old_vocab))} -> {len(read_token_ids(args.new_vocab))} "
-          f"ids -> {args.out}")
+    print(f"llm_ctc_remap: CTC head {len(old_ids)} -> {len(new_ids)} ids -> {args.out}")
     return 0
 
 

@@ -172,9 +172,8 @@ def test_init_param_loads_a_whole_first_stage_speech_llm(tiny_llm_dir, data_dir,
         torch.testing.assert_close(ours[key], theirs[key], check_dtype=False, msg=lambda m: f"{key}: {m}")
     assert all(p.requires_grad for p in second.encoder.parameters())  # the second stage trains the encoder
 
-def test_init_param_can_leave_out_the_ctc_head_of_another_vocabulary(tiny_llm_dir, data_dir, tmp_path):
-    """Training on more text (e.g. + synthetic speech) grows the SubsetCTC vocabulary: <stage-1 model>:::ctc (ESPnet's
-    exclude field, what --llm_init_model passes) loads everything but the CTC head, which the new vocabulary resizes."""
+def first_model_and_vocabularies(tiny_llm_dir, data_dir, tmp_path):
+    """A first-stage model saved as stage1.pth with the CTC vocabulary of a small text, and that of a larger text."""
     from espnet_llm.bin.llm_ctc_vocab import main as ctc_vocab_main
 
     small, big = tmp_path / "small.txt", tmp_path / "big.txt"
@@ -187,6 +186,13 @@ def test_init_param_can_leave_out_the_ctc_head_of_another_vocabulary(tiny_llm_di
     first = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
                                          "--ctc_vocab", str(small)))
     torch.save(first.state_dict(), tmp_path / "stage1.pth")
+    return first, small, big
+
+
+def test_init_param_can_leave_out_the_ctc_head_of_another_vocabulary(tiny_llm_dir, data_dir, tmp_path):
+    """Training on more text (e.g. + synthetic speech) grows the SubsetCTC vocabulary: <stage-1 model>:::ctc (ESPnet's
+    exclude field, what --llm_init_model passes) loads everything but the CTC head, which the new vocabulary resizes."""
+    first, small, big = first_model_and_vocabularies(tiny_llm_dir, data_dir, tmp_path)
     torch.manual_seed(2)
     second = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
                                           "--ctc_vocab", str(big)))
@@ -207,18 +213,8 @@ def test_a_remapped_ctc_head_loads_whole_and_scores_as_the_first_model(tiny_llm_
     """What stage 9 does instead of :::ctc: espnet_llm.bin.llm_ctc_remap moves the trained head onto the larger
     vocabulary, so the whole model loads and its CTC scores every LLM id as the first model did."""
     from espnet_llm.bin.llm_ctc_remap import main as remap_main
-    from espnet_llm.bin.llm_ctc_vocab import main as ctc_vocab_main
 
-    small, big = tmp_path / "small.txt", tmp_path / "big.txt"
-    (tmp_path / "small_text").write_text("u1 ONE TWO\n")
-    (tmp_path / "big_text").write_text("u1 ONE TWO\nu2 HE WAS NOT AN ILL DISPOSED YOUNG MAN\n")
-    for text, vocab in ((tmp_path / "small_text", small), (tmp_path / "big_text", big)):
-        assert ctc_vocab_main(["--llm_dir", str(tiny_llm_dir), "--text_lowercase", "true",
-                               "--text", str(text), "--out", str(vocab)]) == 0
-    torch.manual_seed(1)
-    first = LLMASRTask.build_model(parse(CONF / "train_llm_asr_tiny.yaml", tiny_llm_dir, data_dir,
-                                         "--ctc_vocab", str(small)))
-    torch.save(first.state_dict(), tmp_path / "stage1.pth")
+    first, small, big = first_model_and_vocabularies(tiny_llm_dir, data_dir, tmp_path)
     assert remap_main(["--model", str(tmp_path / "stage1.pth"), "--old_vocab", str(small), "--new_vocab", str(big),
                        "--llm_dir", str(tiny_llm_dir), "--out", str(tmp_path / "remapped.pth")]) == 0
     torch.manual_seed(2)
