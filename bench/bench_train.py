@@ -3,7 +3,7 @@
 
 Usage:
     # AN4, the recipe's LoRA config over fbank, SmolLM2-135M frozen / LoRA / fully tuned, 10 steps of 8 utterances
-    cd egs/an4/asr1 && python ../../../bench/bench_train.py --config conf/tuning/train_llm_asr_lora_stride80.yaml \
+    cd egs/an4/asr1 && python ../../../bench/bench_train.py --config conf/tuning/train_llm_asr_conformer_lora_stride80.yaml \
         --llm exp/llm/smollm2-135m --data dump/fbank/train/feats.scp,speech,kaldi_ark --text data/train/text \
         --task_args "--input_size 80 --normalize_conf stats_file=exp/asr_stats_fbank/train/feats_stats.npz" \
         --batch_size 8 --steps 10 --threads 2

@@ -15,9 +15,26 @@ FEAT_DIM = 8  # feature dim of the tiny Kaldi-style sets of make_data_dir
 WORDS = "yes no rubout one two three four five six seven eight nine zero enter erase stop go help repeat start"
 
 
-def save_tiny_llm(path: Path, seed: int = 0) -> Path:
+def tiny_llm_config(arch: str, vocab_size: int):
+    """A tiny config of one of the causal LM architectures the tests train on (1 layer, 16 dims)."""
+    import transformers
+
+    common = dict(vocab_size=vocab_size, bos_token_id=0, eos_token_id=0, tie_word_embeddings=True,
+                  initializer_range=0.2)  # confident logits, as a trained LM has: adapters and projector can move the loss
+    if arch == "gpt2":
+        return transformers.GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=512, **common)
+    sizes = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                 max_position_embeddings=512)
+    classes = {"llama": transformers.LlamaConfig, "qwen2": transformers.Qwen2Config, "phi": transformers.PhiConfig,
+               "gemma": transformers.GemmaConfig}
+    extra = {"gemma": dict(head_dim=8, num_key_value_heads=1)}.get(arch, dict(num_key_value_heads=2))
+    return classes[arch](**sizes, **extra, **common)
+
+
+def save_tiny_llm(path: Path, seed: int = 0, arch: str = "llama") -> Path:
+    """A tiny causal LM of `arch` (llama, qwen2, gpt2, phi, gemma) with the shared byte-level BPE tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -29,21 +46,9 @@ def save_tiny_llm(path: Path, seed: int = 0) -> Path:
     )
     tok.train_from_iterator([WORDS] * 20 + [" ".join(reversed(WORDS.split()))] * 20, trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=0,
-        eos_token_id=0,
-        tie_word_embeddings=True,
-        initializer_range=0.2,  # confident logits, as a trained LM has: adapters and projector can move the loss
-    )
+    config = tiny_llm_config(arch, len(tokenizer))
     torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(str(path))
+    AutoModelForCausalLM.from_config(config).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path
 
@@ -51,6 +56,20 @@ def save_tiny_llm(path: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llm_dir(tmp_path_factory) -> Path:
     return save_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def make_tiny_llm(tmp_path_factory):
+    """make_tiny_llm(arch, seed=0) -> a tiny causal LM dir of that architecture (llama, qwen2, gpt2, phi, gemma),
+    one per (arch, seed) for the whole test session."""
+    made = {}
+
+    def make(arch: str, seed: int = 0) -> Path:
+        if (arch, seed) not in made:
+            made[arch, seed] = save_tiny_llm(tmp_path_factory.mktemp("llm") / f"tiny-{arch}-{seed}", seed, arch)
+        return made[arch, seed]
+
+    return make
 
 
 def write_set(root: Path, texts, seed, frames=(30, 60)):

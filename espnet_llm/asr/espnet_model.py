@@ -20,6 +20,10 @@ Design choices (documented here because decoding depends on them):
   under LoRA); they are reloaded from the LLM directory when the model is built. ``load_state_dict`` fills the
   absent frozen LLM entries from the current model, so strict loading of such a checkpoint works. A frozen
   encoder (``freeze_encoder``) stays in the checkpoint: it does not come from the LLM directory.
+- The LLM's identity (``llm_fingerprint``, ``espnet_llm.asr.llm.llm_fingerprint`` of the LLM directory) is a buffer
+  of every checkpoint (32 bytes as float64, which ESPnet's model averaging keeps exact). Loading a checkpoint whose
+  fingerprint differs from the model's is an error: the LoRA, projector and CTC weights belong to the LLM they were
+  trained with. A checkpoint without one (or a model built without one) is loaded unchecked.
 """
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -55,6 +59,7 @@ class LLMPrefixASRModel(AbsESPnetModel):
         ctc: ESPnet CTC head over the LLM vocabulary on the encoder output, or None.
         ctc_weight: weight of the CTC loss (0 disables it; > 0 needs ``ctc``).
         freeze_encoder: keep the encoder's parameters fixed (and the encoder in eval mode).
+        llm_fingerprint: hex sha256 of the LLM directory (see module doc); empty: not recorded.
     """
 
     def __init__(
@@ -73,6 +78,7 @@ class LLMPrefixASRModel(AbsESPnetModel):
         ctc: Optional[CTC] = None,
         ctc_weight: float = 0.0,
         freeze_encoder: bool = False,
+        llm_fingerprint: str = "",
     ):
         super().__init__()
         if not 0.0 <= ctc_weight <= 1.0:
@@ -95,10 +101,13 @@ class LLMPrefixASRModel(AbsESPnetModel):
         self.ctc_weight = float(ctc_weight)
         self.freeze_encoder = bool(freeze_encoder)
         self.register_buffer("prompt_ids", torch.tensor(list(prompt_ids), dtype=torch.long), persistent=False)
+        fingerprint = bytes.fromhex(llm_fingerprint) if llm_fingerprint else bytes(32)
+        self.register_buffer("llm_fingerprint", torch.tensor(list(fingerprint), dtype=torch.float64))
         if self.freeze_encoder:
             self.encoder.requires_grad_(False)
         self.register_state_dict_post_hook(_drop_frozen_llm_entries)
         self.register_load_state_dict_pre_hook(_fill_frozen_llm_entries)
+        self.register_load_state_dict_pre_hook(_check_llm_fingerprint)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -277,3 +286,29 @@ def _fill_frozen_llm_entries(
             if current is None:
                 current = dict(module.named_parameters(remove_duplicate=False))
             state_dict[prefix + key] = current[key].detach()
+
+
+def fingerprint_hex(buffer: torch.Tensor) -> str:
+    """The hex digest held in an ``llm_fingerprint`` buffer ("" when none was recorded)."""
+    values = bytes(int(round(float(v))) & 0xFF for v in buffer.flatten().tolist())
+    return values.hex() if any(values) else ""
+
+
+def _check_llm_fingerprint(
+    module: LLMPrefixASRModel, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+) -> None:
+    key = prefix + "llm_fingerprint"
+    ours = fingerprint_hex(module.llm_fingerprint)
+    if key not in state_dict:  # a checkpoint from before fingerprints (or a partial one): nothing to check
+        state_dict[key] = module.llm_fingerprint.detach().clone()
+        return
+    theirs = fingerprint_hex(state_dict[key])
+    if ours and theirs and ours != theirs:
+        raise RuntimeError(
+            f"this checkpoint was trained with another LLM (fingerprint {theirs[:16]}...) than the one the model was "
+            f"built with (llm_conf.name_or_path, fingerprint {ours[:16]}...): its LoRA, projector and CTC weights "
+            "belong to that LLM. Point llm_conf.name_or_path (the recipe's --llm / --llm_name) at the LLM it was "
+            "trained with, or train a new exp dir for this one"
+        )
+    if not theirs:
+        state_dict[key] = module.llm_fingerprint.detach().clone()

@@ -2,8 +2,18 @@
 
 Only local directories are read (``local_files_only=True``): a name that is not a directory fails with an error
 naming it instead of reaching for the Hub. ``trust_remote_code`` stays off unless asked for.
+
+LoRA targets: by default (``target_modules: null``) peft's own choice for the architecture (its
+``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING``: ``q_proj``/``v_proj`` for Llama and Qwen2, ``c_attn`` for
+GPT-2, ...), and every linear layer but the output head (peft's ``"all-linear"``) for an architecture peft does not
+know; a YAML may still name them.
+
+``llm_fingerprint`` names an LLM directory's identity (its config and its weight files), so that a speech LLM,
+whose checkpoints hold only what it trained, is never resumed or decoded on another base LLM.
 """
 import copy
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
@@ -11,7 +21,10 @@ from typing import Dict, Optional, Sequence, Union
 import torch
 
 TUNINGS = ("frozen", "lora", "full")
-DEFAULT_LORA = dict(r=8, alpha=16, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+DEFAULT_LORA = dict(r=8, alpha=16, dropout=0.05, target_modules=None)
+_BOOKKEEPING_KEYS = ("_name_or_path", "transformers_version", "architectures_version")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_EDGE_BYTES = 1 << 20
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +40,40 @@ def check_llm_dir(name_or_path: Union[str, Path]) -> Path:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"LLM directory '{path}' has no config.json: not a Hugging Face model directory")
     return path
+
+
+def llm_fingerprint(name_or_path: Union[str, Path]) -> str:
+    """sha256 (hex) of an LLM directory's identity: config.json (less bookkeeping keys such as ``_name_or_path``) and,
+    per weight file, its name, size and first and last MiB. Cheap for any size, and different for another model,
+    another checkpoint of one model or another precision."""
+    path = check_llm_dir(name_or_path)
+    digest = hashlib.sha256()
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"LLM directory '{path}': cannot read config.json: {e}") from e
+    for key in _BOOKKEEPING_KEYS:
+        config.pop(key, None)
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    for weights in sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}:{size}".encode())
+        with open(weights, "rb") as f:
+            digest.update(f.read(_EDGE_BYTES))
+            if size > 2 * _EDGE_BYTES:
+                f.seek(size - _EDGE_BYTES)
+                digest.update(f.read(_EDGE_BYTES))
+    return digest.hexdigest()
+
+
+def lora_target_modules(model: torch.nn.Module, target_modules=None):
+    """The YAML's targets if given, else peft's per-architecture choice, else peft's "all-linear"."""
+    if target_modules:
+        return target_modules if isinstance(target_modules, str) else list(target_modules)
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    known = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(getattr(model.config, "model_type", None))
+    return list(known) if known else "all-linear"
 
 
 def load_tokenizer(name_or_path: Union[str, Path], trust_remote_code: bool = False):
@@ -53,6 +100,7 @@ def load_causal_lm(
         name_or_path: local Hugging Face model directory.
         tuning: "frozen" (no parameter trainable), "lora" (peft LoRA adapters only), "full" (all trainable).
         lora_conf: dict(r, alpha, dropout, target_modules); missing keys take ``DEFAULT_LORA``. Only for "lora".
+            ``target_modules`` None: see ``lora_target_modules``.
         dtype: dtype the weights are loaded in ("float32", "bfloat16", ...).
         trust_remote_code: allow the directory's own modelling code (off unless asked).
 
@@ -89,9 +137,10 @@ def load_causal_lm(
             r=conf["r"],
             lora_alpha=conf["alpha"],
             lora_dropout=conf["dropout"],
-            target_modules=list(conf["target_modules"]),
+            target_modules=lora_target_modules(model, conf["target_modules"]),
             task_type="CAUSAL_LM",
         )
+        logger.info(f"LoRA r={conf['r']} on {config.target_modules}")
         model = get_peft_model(model, config)  # freezes the base model, adapters trainable
     return model
 

@@ -3,7 +3,7 @@
 
 Usage:
     # statistics pass (shape files for batching; speech shapes and LLM-token text lengths):
-    python -m espnet_llm.bin.llm_asr_train --collect_stats true --config conf/tuning/train_llm_asr_lora_stride80.yaml \
+    python -m espnet_llm.bin.llm_asr_train --collect_stats true --config conf/tuning/train_llm_asr_conformer_lora_stride80.yaml \
         --input_size 80 --normalize none \
         --train_data_path_and_name_and_type dump/fbank/train/feats.scp,speech,kaldi_ark \
         --train_data_path_and_name_and_type data/train/text,text,text \
@@ -12,7 +12,7 @@ Usage:
         --train_shape_file data/train/wav.scp --valid_shape_file data/dev/wav.scp \
         --output_dir exp/llm_asr_stats --ngpu 0
     # training, starting from the baseline acoustic model's encoder:
-    python -m espnet_llm.bin.llm_asr_train --config conf/tuning/train_llm_asr_lora_stride80.yaml --input_size 80 \
+    python -m espnet_llm.bin.llm_asr_train --config conf/tuning/train_llm_asr_conformer_lora_stride80.yaml --input_size 80 \
         --normalize_conf stats_file=exp/asr_stats_fbank/train/feats_stats.npz \
         --llm_conf name_or_path=exp/llm/smollm2-135m \
         --init_param exp/asr_conformer/valid.acc.ave.pth:encoder:encoder \

@@ -2,10 +2,10 @@
 """Move a speech LLM's trained CTC head onto another CTC vocabulary, so that training on new text keeps it.
 
 Usage:
-    python -m espnet_llm.bin.llm_ctc_remap --model exp/llm_asr_whisper_ft_lora_tts_aug/valid.acc.ave.pth \
-        --old_vocab exp/llm_asr_whisper_ft_lora_tts_aug/ctc_vocab.txt \
-        --new_vocab exp/llm_asr_whisper_ft_lora_tts6k_aug/ctc_vocab.txt \
-        --llm_dir exp/llm/smollm2-135m --out exp/llm_asr_whisper_ft_lora_tts6k_aug/init_ctc_remapped.pth
+    python -m espnet_llm.bin.llm_ctc_remap --model exp/llm_asr_whisper_ft_lora/valid.acc.ave.pth \
+        --old_vocab exp/llm_asr_whisper_ft_lora/ctc_vocab.txt \
+        --new_vocab exp/llm_asr_whisper_ft_lora_synth/ctc_vocab.txt \
+        --llm_dir exp/llm/smollm2-135m --out exp/llm_asr_whisper_ft_lora_synth/init_ctc_remapped.pth
 
 A ``SubsetCTC`` head (``espnet_llm.asr.ctc``) has one output row per LLM id of its training transcripts. A model
 trained further on other transcripts needs the vocabulary of those (``espnet_llm.bin.llm_ctc_vocab``); ESPnet's

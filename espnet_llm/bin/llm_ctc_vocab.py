@@ -6,9 +6,9 @@ Usage:
         --llm_dir exp/llm/smollm2-135m --text data/train/text --out exp/llm_asr_whisper_lora/ctc_vocab.txt
     python -m espnet_llm.bin.llm_ctc_vocab --llm_dir exp/llm/smollm2-135m --text data/train/text \
         --text data/dev/text --text_lowercase true --out ctc_vocab.txt
-    python -m espnet_llm.bin.llm_ctc_vocab --config conf/tuning/train_llm_asr_whisper_ft_lora_tts3k_b_aug.yaml \
-        --text data/train_sp_synth3k_b/text --include exp/llm_asr_whisper_ft_lora_tts6k_aug/ctc_vocab.txt \
-        --out exp/llm_asr_whisper_ft_lora_tts3k_b_aug/ctc_vocab.txt
+    python -m espnet_llm.bin.llm_ctc_vocab --config conf/train_llm_asr.yaml \
+        --text data/train_synth/text --include exp/llm_asr_whisper_ft_lora/ctc_vocab.txt \
+        --out exp/llm_asr_whisper_ft_lora_synth/ctc_vocab.txt
 
 The transcripts are tokenised exactly as the training preprocessor does (``LLMTextPreprocessor``; the config's
 ``text_lowercase`` and ``cleaner`` unless given here), so the training targets are all inside the vocabulary.

@@ -4,22 +4,22 @@ Usage:
     python -m espnet_llm.bin.results_make --exp_dirs 'exp/*' --out RESULTS.md
     python -m espnet_llm.bin.results_make --exp_dirs exp/asr_conformer 'exp/llm_asr_*' --out exp/RESULTS.md
     python -m espnet_llm.bin.results_make --exp_dirs 'exp/*' --out RESULTS.md \
-        --baseline exp/asr_conformer/decode_asr_beam10_ctc0.3_valid.acc.ave
+        --baseline exp/asr_conformer/decode_asr_beam10_ctc0.3_valid.acc.ave \
+        --first exp/llm_asr_whisper_ft_lora exp/asr_conformer --exclude 'exp/llm_asr_abl_*'
 
 Reads exp/<x>/decode_<tag>/<test_set>/score_{wer,cer}/result.json (or result.txt), the optional
 command.txt (exp/<x>/run.sh for training) and meta.json of exp/<x>/ and of each decode_<tag>/.
-Writes an environment block, a summary table (system, decode, dataset, WER, CER, Ins), and per system a
-`## exp/<x>/decode_<tag>` section with its metadata line, commands and `### WER` / `### CER` tables.
+Writes --out whole, ESPnet's RESULTS.md shape: an environment block, a summary table (system, decoding mode, dataset,
+Snt, Wrd, WER, CER, #Ins, #Del), and per system a section with its exp dir, configs, commands and sclite's
+`### WER` / `### CER` tables. The systems of --first come first (the recipe's default system, then its baseline).
 With --baseline, the summary has a column with sc_stats' matched-pair (MAPSSWE) and sign test verdicts of each
-system against that decode dir on the same test set. In an existing --out, everything above the line
-`<!-- generated below -->` is kept, and so are the systems of its generated part that are not under --exp_dirs
-(marked as kept; --drop_missing leaves them out).
+system against that decode dir on the same test set. Nothing of an earlier --out is kept: the file holds exactly
+the scored systems under --exp_dirs.
 """
 import argparse
+import fnmatch
 import sys
 from pathlib import Path
-
-from espnet_llm.results import collect_systems, compare_to_baseline, write_results
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -30,15 +30,19 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a decode dir (exp/<x>/decode_<tag>): every other system's WER is tested against it "
                              "with sc_stats (MAPSSWE, sign) and the verdict is a column of the summary")
-    parser.add_argument("--drop_missing", action="store_true",
-                        help="leave out the systems of an existing --out whose decode dirs are not under --exp_dirs "
-                             "(by default they are kept, marked, so a fresh checkout's rerun loses no row)")
+    parser.add_argument("--first", nargs="*", type=Path, default=[],
+                        help="exp dirs whose systems lead the report, in this order (the default system first)")
+    parser.add_argument("--exclude", nargs="*", default=[],
+                        help="glob patterns of exp dirs left out (e.g. an ablation grid with its own report)")
     return parser
 
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
-    systems = collect_systems(args.exp_dirs)
+    from espnet_llm.results import collect_systems, compare_to_baseline, write_results
+
+    systems = [s for s in collect_systems(args.exp_dirs)
+               if not any(fnmatch.fnmatch(s.exp_dir.as_posix(), pattern) for pattern in args.exclude)]
     if not systems:
         print(f"results_make: no decode_*/<test_set>/score_{{wer,cer}}/result.json under {' '.join(args.exp_dirs)}",
               file=sys.stderr)
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
         print(f"results_make: baseline {args.baseline} is not a scored decode dir under {' '.join(args.exp_dirs)}",
               file=sys.stderr)
         return 1
-    write_results(systems, args.out, keep_missing=not args.drop_missing)
+    write_results(systems, args.out, first=args.first)
     rows = sum(len(system.test_sets) for system in systems)
     print(f"{args.out}: {len(systems)} systems, {rows} rows")
     return 0

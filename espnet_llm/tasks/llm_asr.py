@@ -59,7 +59,7 @@ from typeguard import typechecked
 
 from espnet_llm.asr.ctc import SubsetCTC, read_token_ids
 from espnet_llm.asr.espnet_model import LLMPrefixASRModel
-from espnet_llm.asr.llm import DEFAULT_LORA, check_llm_dir, load_causal_lm, load_tokenizer
+from espnet_llm.asr.llm import DEFAULT_LORA, check_llm_dir, llm_fingerprint, load_causal_lm, load_tokenizer
 from espnet_llm.asr.projector.abs_projector import AbsProjector
 from espnet_llm.asr.projector.conv import ConvProjector
 from espnet_llm.asr.projector.stack import StackLinearProjector, StackMLPProjector
@@ -372,6 +372,7 @@ class LLMASRTask(AbsTask):
             prompt_ids=prompt_ids,
             mask_token_id=model_conf.pop("mask_token_id", mask_id),
             ctc=ctc,
+            llm_fingerprint=llm_fingerprint(llm_conf["name_or_path"]),
             **model_conf,
         )
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -184,3 +184,24 @@ def test_checkpoint_round_trip_without_frozen_llm(tiny_llm_dir, tuning):
         got, got_stats, _ = fresh(**b)
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(got_stats["loss_ctc"], expected_stats["loss_ctc"])
+
+
+def test_checkpoint_of_another_llm_is_refused(tiny_llm_dir, make_tiny_llm):
+    from espnet_llm.asr.espnet_model import fingerprint_hex
+    from espnet_llm.asr.llm import llm_fingerprint
+
+    ours = llm_fingerprint(tiny_llm_dir)
+    model = build(tiny_llm_dir, tuning="lora", llm_fingerprint=ours)
+    state = model.state_dict()
+    assert fingerprint_hex(state["llm_fingerprint"]) == ours
+    # ESPnet's model averaging (sum of the n best, then / n, in float) keeps it exact
+    averaged = {k: (v + v + v) / 3 if v.is_floating_point() else v for k, v in state.items()}
+    build(tiny_llm_dir, tuning="lora", seed=1, llm_fingerprint=ours).load_state_dict(averaged)
+    other = llm_fingerprint(make_tiny_llm("llama", seed=1))  # the same architecture, other weights
+    with pytest.raises(RuntimeError, match="trained with another LLM"):
+        build(tiny_llm_dir, tuning="lora", llm_fingerprint=other).load_state_dict(state)
+    # a checkpoint that records none (made before fingerprints) loads, and keeps the model's
+    legacy = {k: v for k, v in state.items() if k != "llm_fingerprint"}
+    fresh = build(tiny_llm_dir, tuning="lora", llm_fingerprint=other)
+    fresh.load_state_dict(legacy)
+    assert fingerprint_hex(fresh.llm_fingerprint) == other

@@ -70,3 +70,31 @@ def test_merge_lora_and_save_round_trip(tiny_llm_dir, tmp_path):
     assert not any("lora" in k for k in merged.state_dict())
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir), local_files_only=True)
     assert tokenizer("yes no")["input_ids"] == load_tokenizer(tiny_llm_dir)("yes no")["input_ids"]
+
+
+@pytest.mark.parametrize("arch,expected", [("llama", {"q_proj", "v_proj"}), ("qwen2", {"q_proj", "v_proj"}),
+                                           ("gpt2", {"c_attn"}), ("phi", None), ("gemma", {"q_proj", "v_proj"})])
+def test_lora_targets_default_to_peft_per_architecture(make_tiny_llm, arch, expected):
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    llm_dir = make_tiny_llm(arch)
+    model = load_causal_lm(llm_dir, tuning="lora", lora_conf=dict(r=2, alpha=4))  # no target_modules
+    adapted = {n.split(".")[-4] for n in trainable_names(model) if "lora_A" in n}
+    expected = expected or set(TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING[arch])
+    assert adapted == expected
+    named = load_causal_lm(llm_dir, tuning="lora", lora_conf=dict(r=2, target_modules="all-linear"))
+    every_linear = {n.split(".")[-4] for n in trainable_names(named) if "lora_A" in n}
+    assert every_linear > expected or arch == "phi" and every_linear >= expected
+
+
+def test_llm_fingerprint_names_the_weights_not_the_path(tiny_llm_dir, make_tiny_llm, tmp_path):
+    import shutil
+
+    from espnet_llm.asr.llm import llm_fingerprint
+
+    first = llm_fingerprint(tiny_llm_dir)
+    assert len(first) == 64 and first == llm_fingerprint(tiny_llm_dir)
+    copy = shutil.copytree(tiny_llm_dir, tmp_path / "copy")
+    assert llm_fingerprint(copy) == first  # the same LLM elsewhere
+    assert llm_fingerprint(make_tiny_llm("llama", seed=1)) != first  # same config, other weights
+    assert llm_fingerprint(make_tiny_llm("qwen2")) != first

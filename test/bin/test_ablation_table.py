@@ -2,8 +2,7 @@
 from pathlib import Path
 
 from espnet_llm.bin import ablation_table
-from espnet_llm.bin.ablation_table import BEGIN, END, read_manifest, render, write_section
-from espnet_llm.results import MARKER, collect_systems, write_results
+from espnet_llm.bin.ablation_table import read_manifest
 from espnet_llm.scoring import score
 from espnet_llm.trainlog import parse_epoch_line, read_epoch_results, timespan_seconds, train_seconds
 
@@ -63,7 +62,7 @@ def write_manifest(root: Path, rows) -> Path:
     return path
 
 
-def test_tables_from_scored_dirs_into_results_md(tmp_path, monkeypatch):
+def test_tables_from_scored_dirs_into_their_own_report(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     log80 = [EPOCH_LINE.format(n=1, train="2 minutes and 0 seconds", acc=0.4, valid="6 seconds")]
     make_exp(tmp_path, "abl_base", HYPS["stride80"], log80)
@@ -85,36 +84,18 @@ def test_tables_from_scored_dirs_into_results_md(tmp_path, monkeypatch):
                                                    ("stride", "stride320"), ("tuning", "lora_r8")]
     assert rows[1].command == "./run.sh --b2" and grids == ["./run_ablations.sh --budget small"]
 
-    # a RESULTS.md made by results_make (stage 13), with a hand-written introduction above its marker
-    out = tmp_path / "RESULTS.md"
-    out.write_text(f"# AN4 notes\n\nhand-written\n\n{MARKER}\n")
-    write_results(collect_systems(["exp/*"]), out, env={"date": "today"})
+    out = tmp_path / "RESULTS_ablations.md"
+    out.write_text("an older report\n")
     assert ablation_table.main(["--manifest", str(manifest), "--out", str(out)]) == 0
     text = out.read_text()
-    assert text.startswith("# AN4 notes\n\nhand-written\n")
-    assert text.index(BEGIN) < text.index(END) < text.index(MARKER)
-    section = text[text.index(BEGIN):text.index(END)]
-    stride = section[section.index("### stride"):section.index("### tuning")]
+    assert text.startswith("# Ablations\n") and "older" not in text
+    stride = text[text.index("## stride"):text.index("## tuning")]
     # stride160: 8 ref words; sclite: 1 substitution + 2 insertions -> WER 3/8 = 37.5%
     assert "|stride80|test|0.0|0.0|0|2.1 min|" in stride
     assert "|stride160|test|37.5|" in stride and "|2|0.6 min|" in stride
     assert "|stride320|test|-|-|-|-|" in stride  # not trained/scored yet
-    assert "|lora_r8|test|0.0|0.0|0|2.1 min|" in section[section.index("### tuning"):]
+    assert "|lora_r8|test|0.0|0.0|0|2.1 min|" in text[text.index("## tuning"):]
     assert "./run.sh --b2" in stride and "./run.sh --b\n" not in stride
-    assert "```bash\n./run_ablations.sh --budget small\n```" in section
-
-    # stage 13 regenerates everything below its marker: the ablations stay; a second table run replaces them
-    write_results(collect_systems(["exp/*"]), out, env={"date": "later"})
+    assert "```bash\n./run_ablations.sh --budget small\n```" in text
     assert ablation_table.main(["--manifest", str(manifest), "--out", str(out)]) == 0
-    again = out.read_text()
-    assert again.count(BEGIN) == 1 and again.count(MARKER) == 1 and "`later`" in again
-    assert again[again.index(BEGIN):again.index(END)] == section
-
-
-def test_section_into_a_new_file_gets_the_results_marker(tmp_path):
-    out = tmp_path / "RESULTS.md"
-    write_section(out, render([], ["./run_ablations.sh"]))
-    text = out.read_text()
-    assert text.startswith(BEGIN) and text.rstrip().endswith(MARKER)
-    write_results([], out, env={"date": "x"})
-    assert BEGIN in out.read_text()  # results_make keeps everything above its marker
+    assert out.read_text() == text  # written whole again: the same report

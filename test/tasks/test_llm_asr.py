@@ -51,7 +51,7 @@ def test_whisper_encoder_is_registered():
 
 @pytest.mark.parametrize(
     "name, trainable_llm",
-    [("train_llm_asr_lora_stride80.yaml", "lora"), ("train_llm_asr_frozen_stride80.yaml", None),
+    [("train_llm_asr_conformer_lora_stride80.yaml", "lora"), ("train_llm_asr_conformer_frozen_stride80.yaml", None),
      ("train_llm_asr_tiny.yaml", "lora")],
 )
 def test_build_model_from_recipe_configs(tiny_llm_dir, data_dir, name, trainable_llm):
@@ -71,8 +71,8 @@ def test_build_model_from_recipe_configs(tiny_llm_dir, data_dir, name, trainable
     assert model.eos_id == 0
 
 
-@pytest.mark.parametrize("name", ["train_llm_asr_lora_stride80.yaml", "train_llm_asr_frozen_stride80.yaml",
-                                  "train_llm_asr_lora_stride80_ftenc.yaml"])
+@pytest.mark.parametrize("name", ["train_llm_asr_conformer_lora_stride80.yaml", "train_llm_asr_conformer_frozen_stride80.yaml",
+                                  "train_llm_asr_conformer_ft_lora_stride80.yaml"])
 def test_recipe_encoder_matches_baseline_am(name):
     """--init_param <am>.pth:encoder:encoder needs the same encoder as the baseline's config."""
     ours = yaml.safe_load((CONF / name).read_text())

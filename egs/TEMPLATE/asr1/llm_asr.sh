@@ -361,7 +361,9 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
   log "Stage 13: Report: ${expdir}/*/decode_*/*/score_* -> ${results} (significance against the AM's decoding)"
   _base=${asr_exp}/decode_$(basename "${asr_inference_config}" .yaml | sed 's/^decode_//')_$(basename "${asr_inference_model}" .pth)
   _opts=(); [ -d "${_base}" ] && _opts=(--baseline "${_base}")
-  ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}" "${_opts[@]}"
+  # the default system first, then its baseline and first stage; an ablation grid has its own report
+  ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}" "${_opts[@]}" \
+    --first "${llm_asr_exp}" "${asr_exp}" "${llm_asr_first_exp}" --exclude "${expdir}/llm_asr_abl_*"
 fi
 mkdir -p "${expdir}"  # every run's wall time, for the recipe's total (RESULTS.md states what a full run took)
 printf '%s\t%s-%s\t%s\t%s\n' "$(date '+%Y-%m-%dT%H:%M:%S')" "${stage}" "${stop_stage}" "${SECONDS}" "${run_args}" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ablation grid of the speech LLM on AN4: one command trains, decodes and scores every system of the chosen
 # studies through ./run.sh (stage 9, then stages 11-12, then 13), and writes one table per study into the
-# `## Ablations` section of RESULTS.md (espnet_llm.bin.ablation_table).
+# RESULTS_ablations.md (espnet_llm.bin.ablation_table); stage 13's RESULTS.md leaves these systems out.
 #
 #   ./run_ablations.sh --budget small                      # Whisper tiny.en encoder, 2 epochs, test set only (CPU)
 #   ./run_ablations.sh --budget full --studies "stride tuning"   # conformer encoder from the AM, GPU, test + dev
@@ -38,7 +38,7 @@ decode_base_config=conf/decode_llm_greedy.yaml  # decoding YAML the decode study
 run_args=""             # extra options for every ./run.sh call, e.g. "--nthreads 1 --llm /path/to/Qwen2-0.5B"
 outdir=exp/ablations    # generated configs and the manifest
 expdir=exp              # where run.sh puts experiments (its --expdir)
-results=RESULTS.md      # the file that gets the ## Ablations section
+results=RESULTS_ablations.md  # the grid's report
 dry_run=false           # true: generate configs and the manifest, print the run.sh commands, run nothing
 jobs=1                  # systems trained and decoded at once (use with --run_args "--nthreads 1 --inference_nj 1")
 python=python3          # python of the environment (path.sh activates tools/venv)
@@ -183,7 +183,6 @@ if [ ${#failed[@]} -gt 0 ]; then
   log "Error: these systems failed: ${failed[*]} (logs: ${outdir}/log/<tag>.log)"; exit 1
 fi
 
-run --stage 13 --stop_stage 13 --expdir "${expdir}" --results "${results}"
 if "${dry_run}"; then
   ${python} -m espnet_llm.bin.ablation_table --manifest "${manifest}" --out -
 else
