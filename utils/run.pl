@@ -22,7 +22,8 @@ Options:
                      --num-threads in each log and enforces none of them
 Each log holds the command, host and start time, then the command's stdout and stderr, then
 "# Ended (code C) at <date>, elapsed time S seconds". Exit status 1 if any job failed, after printing
-"run.pl: F / N failed, log is in <log of the first failed job>".
+"run.pl: F / N failed, log is in <log of the first failed job>". Jobs die with run.pl: INT/TERM/HUP to run.pl stop
+every job's process group, and a job whose run.pl was killed (SIGKILL included) stops itself.
 END
 
 my %opt = (max_jobs_run => undef, mem => undef, num_threads => 1, gpu => 0, time => undef, config => undef);
@@ -119,6 +120,40 @@ sub reap_one {
 }
 
 my $host = hostname();
+my $runner = $$;
+
+sub supervise {
+    # The job's first process: runs the command in this process group and waits for it. A job must not outlive
+    # its runner (as with Kaldi's run.pl, whose jobs share its process group): when run.pl goes away, even by
+    # SIGKILL, this stops the job's whole process group (TERM, then KILL after 10 s).
+    my ($log, $cmd, $runner) = @_;
+    my $job = fork() // POSIX::_exit(127);
+    if ($job == 0) {
+        $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP);
+        open(STDOUT, '>>', $log) or POSIX::_exit(127);
+        open(STDERR, '>&', \*STDOUT) or POSIX::_exit(127);
+        exec('bash', '-c', $cmd) or do { print STDERR "run.pl: cannot run bash: $!\n"; POSIX::_exit(127) };
+    }
+    $SIG{$_} = 'IGNORE' for qw(INT TERM HUP);  # run.pl's TERM to the group is for the job; this waits for it
+    my $orphaned_at;
+    while (1) {
+        my $done = waitpid($job, POSIX::WNOHANG());
+        if ($done == $job) {
+            my $status = $?;
+            POSIX::_exit($status & 127 ? 128 + ($status & 127) : $status >> 8);
+        }
+        if (getppid() != $runner) {
+            if (!defined $orphaned_at) {
+                $orphaned_at = time();
+                if (open(my $fh, '>>', $log)) { print $fh "# run.pl went away: stopping the job\n"; close($fh) }
+                kill 'TERM', -$$;
+            } elsif (time() - $orphaned_at >= 10) {
+                kill 'KILL', $job, -$$;
+            }
+        }
+        select(undef, undef, undef, 0.2);
+    }
+}
 for my $id ($first .. $last) {
     reap_one() while keys %running >= $max_jobs && !defined $stop_signal;
     last if defined $stop_signal;
@@ -133,10 +168,7 @@ for my $id ($first .. $last) {
     if ($pid == 0) {
         # Own process group, so that an interrupted run.pl can stop the whole pipeline of a job.
         setpgrp(0, 0);
-        $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP);
-        open(STDOUT, '>>', $log) or POSIX::_exit(127);
-        open(STDERR, '>&', \*STDOUT) or POSIX::_exit(127);
-        exec('bash', '-c', $cmd) or do { print STDERR "run.pl: cannot run bash: $!\n"; POSIX::_exit(127) };
+        supervise($log, $cmd, $runner);
     }
     setpgrp($pid, $pid);
     $running{$pid} = $id;

@@ -86,6 +86,43 @@ def test_run_pl_keeps_the_logs_of_earlier_runs(tmp_path):
     assert logs == {"train.2.log": "one", "train.1.log": "two", "train.log": "three"}
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its reaper is gone too
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_run_pl_jobs_die_with_the_runner(tmp_path, signal_name):
+    """Killing the recipe's process group (SIGKILL included) must not leave a job training on unattended."""
+    import signal
+    import time
+
+    job = "echo $$ > pid.JOB; sleep 300 | cat; echo finished > done.JOB"  # a pipeline, as recipes run
+    proc = subprocess.Popen([str(RUN_PL), "JOB=1:2", "log/x.JOB.log", job], cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(100):
+        if all((tmp_path / f"pid.{n}").is_file() and (tmp_path / f"pid.{n}").read_text().strip() for n in (1, 2)):
+            break
+        time.sleep(0.05)
+    pids = [int((tmp_path / f"pid.{n}").read_text()) for n in (1, 2)]
+    assert all(_alive(p) for p in pids)
+    os.killpg(proc.pid, getattr(signal, signal_name))  # run.pl's own group: its jobs each have their own
+    proc.wait(timeout=10)
+    def job_processes():  # the jobs' shells and every process of their pipelines
+        sleeps = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout.split()
+        return [p for p in pids + [int(p) for p in sleeps] if _alive(p)]
+
+    deadline = time.time() + 15
+    while time.time() < deadline and job_processes():
+        time.sleep(0.1)
+    assert not job_processes(), "a job outlived its runner"
+    assert not list(tmp_path.glob("done.*"))
+
+
 @pytest.mark.parametrize("args, message", [
     (["JOB=1:3", "log/shared.log", "true"], "run.pl: 3 jobs would share the log file log/shared.log; put JOB in its name"),
     (["--memory", "4G", "log/x.log", "true"], "run.pl: unknown option --memory (known: --config, --gpu, --max-jobs-run"),
