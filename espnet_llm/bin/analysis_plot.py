@@ -26,29 +26,37 @@ Writes into `<exp_dir>/analysis/` (or --out_dir) and prints each path:
 
 The transcript is tokenised as in training (lower-cased when the model was trained with text_lowercase).
 """
+from __future__ import annotations
+
 import argparse
 import logging
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import matplotlib
+import numpy as np
+from espnet2.utils.types import str2triple_str
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from espnet2.utils.types import str2triple_str  # noqa: E402
+from espnet_llm.packing import find_model_files
+from espnet_llm.scoring import read_text
+from espnet_llm.trainlog import read_epoch_results
 
-from espnet_llm.asr.llm import load_tokenizer  # noqa: E402
-from espnet_llm.bin.llm_asr_inference import find_model_files  # noqa: E402
-from espnet_llm.scoring import read_text  # noqa: E402
-from espnet_llm.tasks.llm_asr import LLMASRTask  # noqa: E402
-from espnet_llm.trainlog import read_epoch_results  # noqa: E402
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (files only), imported when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def load_model(exp_dir: Union[str, Path], device: str = "cpu"):
     """(model in eval mode with eager attention, tokenizer, train args) of a trained exp dir."""
+    from espnet_llm.asr.llm import load_tokenizer
+    from espnet_llm.tasks.llm_asr import LLMASRTask
+
     config, model_file = find_model_files(exp_dir)
     model, train_args = LLMASRTask.build_model_from_file(config, model_file, device)
     model.eval()
@@ -65,9 +73,17 @@ def transcript_ids(tokenizer, text: str, lowercase: bool) -> List[int]:
     return tokenizer(text.lower() if lowercase else text, add_special_tokens=False)["input_ids"]
 
 
-@torch.no_grad()
 def cosine_matrix(model, speech: torch.Tensor, ids: Sequence[int]) -> np.ndarray:
     """(T', Lt): cosine of each projected audio embedding with the input embedding of each transcript token."""
+    import torch
+
+    with torch.no_grad():
+        return _cosine_matrix(model, speech, ids)
+
+
+def _cosine_matrix(model, speech: torch.Tensor, ids: Sequence[int]) -> np.ndarray:
+    import torch
+
     speech = speech[None].float()
     audio, audio_lengths = model.encode(speech, torch.tensor([speech.shape[1]]))  # (1, T', D_llm)
     audio = audio[0, : int(audio_lengths[0])].float()
@@ -77,9 +93,17 @@ def cosine_matrix(model, speech: torch.Tensor, ids: Sequence[int]) -> np.ndarray
     return (audio @ text.T).cpu().numpy()
 
 
-@torch.no_grad()
 def attention_maps(model, speech: torch.Tensor, ids: Sequence[int]) -> Tuple[List[np.ndarray], Dict[str, int]]:
     """Per LLM layer (heads, L, L) attention over [prompt | audio | transcript + EOS], and the segment lengths."""
+    import torch
+
+    with torch.no_grad():
+        return _attention_maps(model, speech, ids)
+
+
+def _attention_maps(model, speech: torch.Tensor, ids: Sequence[int]) -> Tuple[List[np.ndarray], Dict[str, int]]:
+    import torch
+
     speech = speech[None].float()
     audio, audio_lengths = model.encode(speech, torch.tensor([speech.shape[1]]))
     text = torch.tensor([list(ids)], dtype=torch.long, device=audio.device)
@@ -102,6 +126,7 @@ def _select_layers(n_layers: int, layers: Sequence[int]) -> List[int]:
 
 
 def plot_cosine(matrix: np.ndarray, tokens: Sequence[str], title: str, path: Path) -> Path:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(tokens) + 2), max(3, 0.12 * matrix.shape[0] + 2)))
     image = ax.imshow(matrix, aspect="auto", origin="upper", cmap="viridis", interpolation="nearest")
     ax.set_xticks(range(len(tokens)))
@@ -118,6 +143,7 @@ def plot_cosine(matrix: np.ndarray, tokens: Sequence[str], title: str, path: Pat
 
 def plot_attention(maps: List[np.ndarray], segments: Dict[str, int], layers: Sequence[int], heads: Sequence[str],
                    title: str, path: Path) -> Path:
+    plt = _pyplot()
     panels = []
     for layer in layers:
         for head in heads:
@@ -148,6 +174,7 @@ def plot_curves(exp_dir: Union[str, Path], path: Path, keys: Sequence[str] = ("l
     epochs = read_epoch_results(exp_dir)
     if not epochs:
         return None
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for section, style in (("train", "o-"), ("valid", "s--")):
@@ -169,6 +196,8 @@ def plot_curves(exp_dir: Union[str, Path], path: Path, keys: Sequence[str] = ("l
 def load_utterances(data_spec: Sequence[Tuple[str, str, str]], keys: Optional[Sequence[str]], num_utts: int,
                     train_args) -> Dict[str, torch.Tensor]:
     """{utt: speech (Samples,) or (Frames, Dim)} of the chosen utterances (the first `num_utts` without --utts)."""
+    from espnet_llm.tasks.llm_asr import LLMASRTask
+
     loader = LLMASRTask.build_streaming_iterator(
         data_spec, dtype="float32", batch_size=1, num_workers=0, preprocess_fn=None,
         collate_fn=LLMASRTask.build_collate_fn(train_args, False), inference=True,

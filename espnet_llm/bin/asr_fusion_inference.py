@@ -29,6 +29,7 @@ espnet_llm.decode.rescoring). Writes `{output_dir}/1best_recog/{text,token,token
 `--llm` is a local Hugging Face directory, or a peft LoRA adapter directory (adapter_config.json) whose base model
 directory is local; the adapters are merged for decoding.
 """
+from __future__ import annotations
 
 import argparse
 import logging
@@ -37,27 +38,23 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
-from espnet.nets.batch_beam_search import BatchBeamSearch
-from espnet.nets.beam_search import BeamSearch
-from espnet.nets.scorer_interface import ScorerInterface
-from espnet2.bin.asr_inference import Speech2Text
-from espnet2.fileio.datadir_writer import DatadirWriter
-from espnet2.tasks.asr import ASRTask
 from espnet2.utils import config_argparse
 from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 
-from espnet_llm.asr.llm import check_llm_dir, load_tokenizer
-from espnet_llm.decode.fusion import TEXT_CASES, DelayedLLMScorer, LLMTextScorer, labelwise_scorer
-from espnet_llm.decode.rescoring import rescore_nbest
+from espnet_llm.bin import UsageHelpFormatter
 
+# torch, ESPnet's search and the LLM are imported where they are used: --help needs none of them
 FUSIONS = ("none", "labelwise", "delayed", "rescore")
+TEXT_CASES = ("keep", "lower", "upper")  # espnet_llm.decode.fusion.TEXT_CASES
+DELAYS = ("word", "token")  # espnet_llm.decode.fusion.DelayedLLMScorer.DELAYS
 Result = Tuple[str, List[str], List[int], float, Dict[str, float]]  # text, tokens, token ids, score, score terms
 
 
 def load_fusion_llm(path: Union[str, Path], device: str = "cpu"):
     """(causal LM in eval mode, tokenizer or None) from a local HF directory or a LoRA adapter directory."""
     from transformers import AutoModelForCausalLM
+
+    from espnet_llm.asr.llm import check_llm_dir, load_tokenizer
 
     path = Path(path)
     if (path / "adapter_config.json").is_file():
@@ -77,6 +74,8 @@ def load_fusion_llm(path: Union[str, Path], device: str = "cpu"):
 
 def with_scorer(beam_search: BeamSearch, name: str, scorer: ScorerInterface, weight: float) -> BeamSearch:
     """A copy of ESPnet's beam search (same class, scorers, weights and options) with one more weighted scorer."""
+    import torch
+
     new = type(beam_search)(
         scorers={**beam_search.scorers, name: scorer},
         weights={**beam_search.weights, name: weight},
@@ -116,6 +115,8 @@ class Speech2TextFusion:
         word_bonus: float = 0.0,
         delay: str = "token",
     ):
+        from espnet_llm.decode.fusion import DelayedLLMScorer, LLMTextScorer, labelwise_scorer
+
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if fusion != "none" and llm is None:
@@ -161,13 +162,22 @@ class Speech2TextFusion:
             kwargs["nbest"] = max(nbest_rescore, kwargs.get("nbest", 1))
             if kwargs.get("beam_size", 20) < kwargs["nbest"]:
                 raise ValueError(f"--nbest_rescore {kwargs['nbest']} needs --beam_size >= it")
+        from espnet2.bin.asr_inference import Speech2Text
+
         kwargs["lm_weight"] = 0.0  # ESPnet's own LM slot stays empty; the LLM is added below
         s2t = Speech2Text(asr_train_config=asr_train_config, asr_model_file=asr_model_file, device=device, **kwargs)
         model, tokenizer = load_fusion_llm(llm, device) if fusion != "none" else (None, None)
         return cls(s2t, fusion, model, tokenizer, lm_weight, llm_text_case, word_bonus, delay)
 
-    @torch.no_grad()
     def __call__(self, speech: Union[np.ndarray, torch.Tensor]) -> List[Result]:
+        import torch
+
+        with torch.no_grad():
+            return self._decode(speech)
+
+    def _decode(self, speech: Union[np.ndarray, torch.Tensor]) -> List[Result]:
+        from espnet_llm.decode.rescoring import rescore_nbest
+
         results = self.s2t(speech)  # [(text, token, token_int, hyp)], best first
         if self.fusion != "rescore":
             out = []
@@ -187,6 +197,10 @@ class Speech2TextFusion:
 
 
 def inference(args: argparse.Namespace) -> None:
+    import torch
+    from espnet2.fileio.datadir_writer import DatadirWriter
+    from espnet2.tasks.asr import ASRTask
+
     device = "cuda" if args.ngpu > 0 else "cpu"
     torch.manual_seed(args.seed)
     s2t = Speech2TextFusion.build(
@@ -238,8 +252,8 @@ def inference(args: argparse.Namespace) -> None:
 
 def get_parser() -> argparse.ArgumentParser:
     parser = config_argparse.ArgumentParser(
-        description="AM decoding with LLM fusion (label-wise, delayed, N-best rescoring)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__,
+        formatter_class=UsageHelpFormatter,
     )
     parser.add_argument("--log_level", default="INFO", choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"))
     parser.add_argument("--output_dir", required=True)
@@ -269,7 +283,7 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--nbest", type=int, default=1, help="hypotheses written ({n}best_recog)")
     group.add_argument("--nbest_rescore", type=int, default=10, help="N of N-best rescoring (--fusion rescore)")
     group.add_argument("--word_bonus", type=float, default=0.0, help="per-word bonus of N-best rescoring")
-    group.add_argument("--delay", default="token", choices=DelayedLLMScorer.DELAYS,
+    group.add_argument("--delay", default="token", choices=DELAYS,
                        help="delayed fusion: LLM scores at word ends (word) or per AM token, one step late (token)")
     group.add_argument("--llm_text_case", default="lower", choices=TEXT_CASES, help="case the LLM was tuned on")
     return parser

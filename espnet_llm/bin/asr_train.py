@@ -19,15 +19,16 @@ Usage:
 This is `espnet2.tasks.asr.ASRTask.main` unchanged: options, checkpoints, resume, model averaging and
 DDP are ESPnet's; it also adds the wall time and peak memory of the run to `<output_dir>/meta.json`. The recipe (egs/TEMPLATE/asr1/llm_asr.sh, stages 5-6) writes these commands for you.
 """
-import sys
-
-from espnet2.tasks.asr import ASRTask
-
-from espnet_llm.runinfo import record_run
+from espnet_llm.bin import help_or_args
 
 
 def main(cmd=None) -> None:
-    args = ASRTask.get_parser().parse_args(cmd if cmd is not None else sys.argv[1:])
+    cmd = help_or_args(__doc__, cmd, "those of ESPnet's ASRTask (espnet2.bin.asr_train)")
+    from espnet2.tasks.asr import ASRTask
+
+    from espnet_llm.runinfo import record_run
+
+    args = ASRTask.get_parser().parse_args(cmd)
     if args.collect_stats or args.print_config or args.output_dir is None:
         ASRTask.main(args=args)
         return

@@ -8,8 +8,8 @@ Usage:
         python -m espnet_llm.bin.feats_extract --data_dir data/test/split2/JOB --out_dir dump/fbank/test \
         --name feats.JOB
 
-Features are Kaldi-compatible fbank (`torchaudio.compliance.kaldi.fbank`: 25 ms window, 10 ms shift,
-povey window, dither 0 so that reruns are bit-identical). Writes `<out_dir>/<name>.ark`, `<name>.scp`
+Features are Kaldi-compatible fbank (`espnet_llm.audio.fbank` = `torchaudio.compliance.kaldi.fbank`: 25 ms window,
+10 ms shift, povey window, dither 0 so that reruns are bit-identical). Writes `<out_dir>/<name>.ark`, `<name>.scp`
 and `<name>.utt2num_frames` and `<name>.utt2num_samples` (the batching lengths of raw-audio models); the scp is renamed into place last, so a split whose scp exists is finished
 and a rerun skips it (`--overwrite` redoes it). Global CMVN statistics are collected afterwards by
 ESPnet's own `--collect_stats` pass, which writes the `feats_stats.npz` that its `global_mvn` reads.
@@ -22,17 +22,8 @@ import os
 import sys
 from pathlib import Path
 
-import kaldiio
-import torch
-from torchaudio.compliance import kaldi
-
 from espnet_llm import audio, datadir
-
-
-def fbank(wav, fs: int = 16000, num_mel_bins: int = 80) -> "torch.Tensor":
-    """(Samples,) float waveform in [-1, 1] -> (Frames, num_mel_bins) log-mel features."""
-    x = torch.as_tensor(wav, dtype=torch.float32).unsqueeze(0) * 32768  # Kaldi's int16 scale
-    return kaldi.fbank(x, num_mel_bins=num_mel_bins, sample_frequency=fs, dither=0.0, energy_floor=0.0)
+from espnet_llm.audio import fbank  # shared with decoding from audio files (espnet_llm.inference)
 
 
 def main(argv=None) -> None:
@@ -45,6 +36,9 @@ def main(argv=None) -> None:
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    import kaldiio
+    import torch
+
     torch.set_num_threads(1)
 
     args.out_dir.mkdir(parents=True, exist_ok=True)

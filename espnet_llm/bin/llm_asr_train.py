@@ -26,14 +26,16 @@ Usage:
 This is `espnet_llm.tasks.llm_asr.LLMASRTask.main`: options, checkpoints, resume, model averaging and DDP are
 ESPnet's; the run's wall time and peak memory go to `<output_dir>/meta.json`. Checkpoints hold everything but the frozen LLM weights, which are reloaded from llm_conf.name_or_path.
 """
-import sys
-
-from espnet_llm.runinfo import record_run
-from espnet_llm.tasks.llm_asr import LLMASRTask
+from espnet_llm.bin import help_or_args
 
 
 def main(cmd=None) -> None:
-    args = LLMASRTask.get_parser().parse_args(cmd if cmd is not None else sys.argv[1:])
+    cmd = help_or_args(__doc__, cmd, "ESPnet's trainer options and espnet_llm.tasks.llm_asr.LLMASRTask's (its "
+                       "docstring lists the YAML keys)")
+    from espnet_llm.runinfo import record_run
+    from espnet_llm.tasks.llm_asr import LLMASRTask
+
+    args = LLMASRTask.get_parser().parse_args(cmd)
     if args.collect_stats or args.print_config or args.output_dir is None:
         LLMASRTask.main(args=args)
         return

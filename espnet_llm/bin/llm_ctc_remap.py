@@ -19,10 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from espnet_llm.asr.ctc import read_token_ids, remap_head
-
 WEIGHT, BIAS = "ctc.ctc_lo.weight", "ctc.ctc_lo.bias"
 
 
@@ -38,7 +34,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
+    import torch
     from transformers import AutoConfig
+
+    from espnet_llm.asr.ctc import read_token_ids, remap_head
 
     try:
         vocab_size = AutoConfig.from_pretrained(args.llm_dir, local_files_only=True).vocab_size

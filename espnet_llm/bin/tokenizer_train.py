@@ -18,9 +18,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import sentencepiece as spm
-from espnet2.bin.tokenize_text import tokenize
-
 from espnet_llm import datadir
 
 
@@ -32,6 +29,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out_dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    import sentencepiece as spm
+    from espnet2.bin.tokenize_text import tokenize
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     text = datadir.read_table(args.text)

@@ -25,11 +25,13 @@ import sys
 import time
 from typing import List, Optional
 
+from espnet_llm.bin import UsageHelpFormatter
+
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Convert a CTranslate2 Whisper model into a Hugging Face Whisper directory",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__,
+        formatter_class=UsageHelpFormatter,
     )
     parser.add_argument("--out_dir", required=True, help="Hugging Face Whisper dir (encoder_conf.model_dir)")
     parser.add_argument(

@@ -41,11 +41,13 @@ def template_options() -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("args, status, message", [
-    (["--stage", "0"], 2, "Error: --stage 0 --stop_stage 13: stages run from 1 to 13 with stage <= stop_stage"),
-    (["--stage", "14"], 2, "Error: --stage 14 --stop_stage 13: stages run from 1 to 13 with stage <= stop_stage"),
+    (["--stage", "0"], 2, "Error: --stage 0 --stop_stage 13: stages run from 1 to 14 with stage <= stop_stage"),
+    (["--stage", "14"], 2, "Error: --stage 14 --stop_stage 13: stages run from 1 to 14 with stage <= stop_stage"),
+    (["--stage", "15", "--stop_stage", "15"], 2,
+     "Error: --stage 15 --stop_stage 15: stages run from 1 to 14 with stage <= stop_stage"),
     (["--stage", "5", "--stop_stage", "3"], 2,
-     "Error: --stage 5 --stop_stage 3: stages run from 1 to 13 with stage <= stop_stage"),
-    (["--stage", "x"], 2, "Error: --stage x --stop_stage 13: stages run from 1 to 13 with stage <= stop_stage"),
+     "Error: --stage 5 --stop_stage 3: stages run from 1 to 14 with stage <= stop_stage"),
+    (["--stage", "x"], 2, "Error: --stage x --stop_stage 13: stages run from 1 to 14 with stage <= stop_stage"),
     (["--foo", "1"], 1, "../../TEMPLATE/asr1/llm_asr.sh: invalid option --foo (no variable foo to set; see --help)"),
     (["--llm_init_encoder", "yes"], 1, "option --llm_init_encoder takes true or false, got 'yes'"),
     (["--llm_ctc_vocab", "some"], 2, "Error: --llm_ctc_vocab some: must be train, full or a vocabulary file"),

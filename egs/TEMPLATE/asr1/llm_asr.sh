@@ -14,6 +14,7 @@
 #   Stage 11: speech LLM decoding LLM beam/greedy   -> exp/llm_asr_<tag>/decode_<inf_tag>/<set>/text
 #   Stage 12: scoring             sclite            -> .../<set>/score_{wer,cer}/result.txt
 #   Stage 13: report              all scores        -> RESULTS.md
+#   Stage 14: packing             exp dirs          -> exp/<system>/packed.zip (espnet_llm.bin.pack; from_pretrained)
 #
 # Usage: ./run.sh [options]   (./run.sh --help lists every option with its default)
 set -euo pipefail
@@ -25,7 +26,7 @@ log() {
 
 # General
 stage=1                 # first stage to run
-stop_stage=13           # last stage to run
+stop_stage=13           # last stage to run (14: pack the trained systems too)
 nj=2                    # parallel jobs for features
 inference_nj=2          # parallel jobs for decoding
 ngpu=0                  # GPUs for training (0: CPU); >1 uses ESPnet's DDP launcher
@@ -83,6 +84,7 @@ text_llm_args=""        # extra options for llm_text_train, e.g. "--text ../../.
 score_exps=""           # exp dirs whose decode_*/<set>/ stage 12 scores; empty: every ${expdir}/*
 score_again=false       # true: stage 12 scores again decodings whose scores are up to date
 results=RESULTS.md      # written by stage 13
+pack_llm=copy           # stage 14: copy (the base LLM dir, LoRA in the model file) or merged (LoRA merged into it)
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [options]; see the variables at the top of $0"
 log "$0 $*"
@@ -110,9 +112,9 @@ SECONDS=0
 # shellcheck disable=SC1091
 . ./cmd.sh
 
-if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt 1 ] || [ "${stop_stage}" -gt 13 ] \
+if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt 1 ] || [ "${stop_stage}" -gt 14 ] \
    || [ "${stage}" -gt "${stop_stage}" ]; then
-  log "Error: --stage ${stage} --stop_stage ${stop_stage}: stages run from 1 to 13 with stage <= stop_stage"
+  log "Error: --stage ${stage} --stop_stage ${stop_stage}: stages run from 1 to 14 with stage <= stop_stage"
   exit 2
 fi
 if [ -n "${llm_asr_first_config}" ] && [ "$(readlink -f "${llm_asr_first_config}")" = "$(readlink -f "${llm_asr_config}")" ]; then
@@ -365,6 +367,17 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
   ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}" "${_opts[@]}" \
     --first "${llm_asr_exp}" "${asr_exp}" "${llm_asr_first_exp}" --exclude "${expdir}/llm_asr_abl_*"
 fi
+if [ "${stage}" -le 14 ] && [ "${stop_stage}" -ge 14 ]; then
+  for _exp in "${asr_exp}" ${llm_asr_first_config:+"${llm_asr_first_exp}"} "${llm_asr_exp}"; do
+    case ${_exp} in */llm_asr_*) _model=${llm_inference_model}; _opts=(--llm "${pack_llm}") ;;
+                    *) _model=${asr_inference_model}; _opts=() ;; esac
+    [ -f "${_exp}/${_model}" ] || continue
+    if [ "${_exp}/packed.zip" -nt "${_exp}/${_model}" ]; then log "Stage 14: ${_exp}/packed.zip is up to date"; continue; fi
+    log "Stage 14: Packing: ${_exp} (${_model}) -> ${_exp}/packed.zip"
+    ${python} -m espnet_llm.bin.pack --exp_dir "${_exp}" --model "${_model}" --out "${_exp}/packed.zip" "${_opts[@]}"
+  done
+fi
+
 mkdir -p "${expdir}"  # every run's wall time, for the recipe's total (RESULTS.md states what a full run took)
 printf '%s\t%s-%s\t%s\t%s\n' "$(date '+%Y-%m-%dT%H:%M:%S')" "${stage}" "${stop_stage}" "${SECONDS}" "${run_args}" \
   >> "${expdir}/run_times.tsv"

@@ -1,0 +1,408 @@
+"""The Python inference API: the speech LLM (``Speech2TextLLM``) and ESPnet's conventional AM (``Speech2TextAM``),
+built from an experiment dir or a packed archive (``espnet_llm.bin.pack``), from any working directory.
+
+Usage:
+    from espnet_llm.inference import Speech2TextAM, Speech2TextLLM, load_pretrained
+
+    s2t = Speech2TextLLM.from_pretrained("egs/an4/asr1/exp/llm_asr_whisper_ft_lora/packed.zip", text_case="upper")
+    s2t.transcribe("speech.flac")                       # any format soundfile reads, any rate, mono or stereo
+    s2t.transcribe(samples, sample_rate=44100)          # numpy float (in [-1, 1]) or int16 samples
+    s2t.transcribe("speech.wav", return_details=True)   # Transcript(text, tokens, token_ids, score)
+    text, token_ids, score = s2t(feats_or_samples)[0]   # the model's own input, n-best list
+
+    am = Speech2TextAM.from_pretrained("egs/an4/asr1/exp/asr_conformer", beam_size=10, ctc_weight=0.3)
+    am.transcribe("speech.flac")
+    model = load_pretrained("packed.zip")               # either of the two, as the archive's config says
+
+``transcribe`` brings the audio to what the model was trained on, as the config says: raw 16 kHz audio (Whisper
+encoder, or an ESPnet frontend at its ``fs``) or the recipe's 80-dim Kaldi fbank features (``frontend: null``;
+``espnet_llm.audio.fbank``, as ``espnet_llm.bin.feats_extract`` computes them). Files are read at their own rate
+(``sample_rate`` is for arrays only), channels are averaged and the audio is resampled with scipy's polyphase
+filter. An array's ``sample_rate`` defaults to the model's rate (16 kHz): give it for audio at any other rate.
+
+Paths: an exp dir's config holds paths relative to its recipe dir; each is taken from the current directory if it
+exists there, else from the recipe dir the exp dir lives in. An archive is unpacked once into a cache dir keyed by
+its hash (``cache_dir``; default ``$ESPNET_LLM_CACHE`` or ``~/.cache/espnet_llm/packed``); see espnet_llm.packing.
+"""
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from espnet.nets.scorers.ctc import CTCPrefixScorer
+from espnet.nets.scorers.length_bonus import LengthBonus
+
+from espnet_llm.asr.llm import load_tokenizer
+from espnet_llm.audio import fbank, load_audio, waveform_from_array
+from espnet_llm.decode.greedy import greedy_search, max_output_length
+from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids
+from espnet_llm.decode.llm_scorer import LLMPrefixScorer
+from espnet_llm.decode.search import SettledBatchBeamSearch
+from espnet_llm.packing import MODEL_FILES, ModelFiles, PackError, find_model_files, locate, write_config
+from espnet_llm.tasks.llm_asr import LLMASRTask
+
+__all__ = ["MODEL_FILES", "SpeechInput", "Speech2TextAM", "Speech2TextLLM", "TEXT_CASES", "Transcript",
+           "find_model_files", "load_pretrained", "speech_input"]
+
+TEXT_CASES = ("keep", "upper", "lower")
+FBANK_FS = 16000  # the recipe's features: espnet_llm.bin.feats_extract --fs 16000
+
+Result = Tuple[str, List[int], float]  # (text, token ids without EOS, score)
+
+
+class Transcript(NamedTuple):
+    """The best hypothesis of ``transcribe(..., return_details=True)``."""
+
+    text: str
+    tokens: List[str]  # the model's units (LLM tokens, or the AM's BPE pieces)
+    token_ids: List[int]
+    score: float  # the search's total log score
+
+
+@dataclass(frozen=True)
+class SpeechInput:
+    """What a model reads: ``raw`` samples at ``fs``, or ``fbank`` features (``num_mel_bins``) of audio at ``fs``."""
+
+    kind: str
+    fs: int
+    num_mel_bins: Optional[int] = None
+
+
+def speech_input(train_args) -> SpeechInput:
+    """The input a model was trained on, from its config (a dict or ESPnet's argparse.Namespace).
+
+    An ESPnet frontend (``frontend: default``) or the Whisper encoder takes raw audio; ``frontend: null`` with
+    another encoder takes features of ``input_size`` mel bins (the recipe's dump/fbank).
+    """
+    conf = train_args if isinstance(train_args, dict) else vars(train_args)
+    if conf.get("frontend") is not None:
+        fs = (conf.get("frontend_conf") or {}).get("fs", 16000)
+        if isinstance(fs, str):  # ESPnet's frontends take "16k"
+            import humanfriendly
+
+            fs = humanfriendly.parse_size(fs)
+        return SpeechInput("raw", int(fs))
+    if conf.get("encoder") == "whisper":
+        return SpeechInput("raw", 16000)
+    if not conf.get("input_size"):
+        raise PackError("the config has neither a frontend nor an input_size: cannot tell what the model reads")
+    return SpeechInput("fbank", FBANK_FS, int(conf["input_size"]))
+
+
+def apply_text_case(text: str, text_case: str) -> str:
+    if text_case not in TEXT_CASES:
+        raise ValueError(f"text_case must be one of {TEXT_CASES}, got {text_case!r}")
+    return text.upper() if text_case == "upper" else text.lower() if text_case == "lower" else text
+
+
+class _Transcribe:
+    """``transcribe`` on files and arrays, for a class with ``speech_input`` and ``_best(model input)``."""
+
+    speech_input: Optional[SpeechInput] = None
+
+    def prepare(self, audio, sample_rate: Optional[int] = None) -> np.ndarray:
+        """A path (any format soundfile reads) or an array (float, int16; (Samples,) or (Samples, Channels))
+        -> the model's input: mono samples at its rate, or its fbank features (Frames, num_mel_bins)."""
+        spec = self.speech_input
+        if spec is None:
+            raise ValueError("the model's input is unknown: build it with from_pretrained (the config tells it)")
+        if isinstance(audio, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise ValueError(f"sample_rate is for arrays; {audio} is read at its own rate")
+            wav = load_audio(audio, spec.fs)
+        else:
+            if isinstance(audio, torch.Tensor):
+                audio = audio.detach().cpu().numpy()
+            wav = waveform_from_array(audio, spec.fs if sample_rate is None else sample_rate, spec.fs)
+        if spec.kind == "fbank":
+            return fbank(wav, spec.fs, spec.num_mel_bins).numpy()
+        return wav
+
+    def transcribe(self, audio, sample_rate: Optional[int] = None, return_details: bool = False):
+        """The best transcript of one utterance: ``audio`` is a path or an array (see ``prepare``; an array's
+        ``sample_rate`` defaults to the model's, 16 kHz). ``return_details``: a ``Transcript`` instead of the text."""
+        best = self._best(self.prepare(audio, sample_rate))
+        return best if return_details else best.text
+
+    def _best(self, speech: np.ndarray) -> Transcript:
+        raise NotImplementedError
+
+
+def _built(files: ModelFiles, build):
+    """``build(config file)`` on the resolved config, written to a temporary file for ESPnet's build_model_from_file."""
+    with tempfile.TemporaryDirectory(prefix="espnet_llm_config_") as tmp:
+        return build(write_config(files.config, Path(tmp) / "config.yaml"))
+
+
+class Speech2TextLLM(_Transcribe):
+    """Speech -> n-best (text, token_ids, score) with a trained LLMPrefixASRModel; ``transcribe`` on audio.
+
+    Args:
+        model: the trained model (its `.llm`, `.ctc`, `.eos_id`, `encode_frames`, `project`, `prefix_from_audio`).
+        tokenizer: the LLM's tokenizer.
+        beam_size: 1 = greedy (batched; beam search with a beam of 1 when ctc_weight > 0).
+        ctc_weight: weight of the CTC prefix score (the LLM gets 1 - ctc_weight); needs the model's CTC head.
+        penalty: length bonus per token (EOS included).
+        maxlenratio, maxlen_offset: length bound `ceil(maxlenratio * T_enc) + maxlen_offset` tokens.
+        minlenratio: at least `int(minlenratio * T_enc)` tokens (see the module doc).
+        normalize_length: rank beam-search hypotheses by score / length.
+        nbest: hypotheses returned (beam search only; greedy gives one).
+        text_case: "keep", "upper" or "lower" for the returned text (AN4 references are upper case).
+        repeat_ngram, repeat_max: end a hypothesis whose last `repeat_ngram`-gram occurs more than `repeat_max`
+            times (0: off).
+        device: torch device.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        beam_size: int = 1,
+        ctc_weight: float = 0.0,
+        penalty: float = 0.0,
+        maxlenratio: float = 0.5,
+        maxlen_offset: int = 10,
+        minlenratio: float = 0.0,
+        normalize_length: bool = False,
+        nbest: int = 1,
+        text_case: str = "keep",
+        repeat_ngram: int = 0,
+        repeat_max: int = 2,
+        drop_forced_ends: bool = True,
+        device: str = "cpu",
+    ):
+        if beam_size < 1 or nbest < 1 or nbest > beam_size:
+            raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        if ctc_weight > 0.0 and getattr(model, "ctc", None) is None:
+            raise ValueError("ctc_weight > 0 needs a model trained with a CTC head (model_conf.ctc_weight > 0)")
+        if text_case not in TEXT_CASES:
+            raise ValueError(f"text_case must be one of {TEXT_CASES}, got {text_case!r}")
+        max_output_length(1, maxlenratio, maxlen_offset)  # raises on negative values
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.train_args = None  # the training config (from_pretrained)
+        self.device = device
+        self.eos = int(model.eos_id)
+        self.beam_size, self.ctc_weight, self.penalty = beam_size, ctc_weight, penalty
+        self.maxlenratio, self.maxlen_offset, self.minlenratio = maxlenratio, maxlen_offset, minlenratio
+        self.nbest, self.text_case = nbest, text_case
+        self.n_vocab = model.llm.get_output_embeddings().weight.shape[0]
+        config = model.llm.config.get_text_config(decoder=True)
+        self.max_positions = getattr(config, "max_position_embeddings", None)
+
+        self.use_greedy = beam_size == 1 and ctc_weight == 0.0
+        self.llm_scorer = LLMPrefixScorer(model.llm)
+        scorers = dict(decoder=self.llm_scorer, length_bonus=LengthBonus(self.n_vocab))
+        weights = dict(decoder=1.0 - ctc_weight, length_bonus=penalty)
+        self.repeat_stop = (repeat_ngram, repeat_max) if repeat_ngram > 0 else None
+        if self.repeat_stop is not None:
+            scorers["repetition"] = RepetitionStop(repeat_ngram, repeat_max, self.eos, self.n_vocab)
+            weights["repetition"] = 1.0
+        if ctc_weight > 0.0:
+            ctc_vocab = getattr(model.ctc, "vocab_size", model.ctc.ctc_lo.out_features)  # SubsetCTC: the LLM's
+            if ctc_vocab != self.n_vocab:
+                raise ValueError(f"CTC vocab {ctc_vocab} != LLM vocab {self.n_vocab}")
+            scorers["ctc"] = CTCPrefixScorer(ctc=model.ctc, eos=self.eos)
+            weights["ctc"] = ctc_weight
+        self.beam_search = SettledBatchBeamSearch(  # ESPnet's, ending once the n-best cannot change
+            nbest=nbest,
+            drop_forced_ends=drop_forced_ends,
+            scorers=scorers,
+            weights=weights,
+            beam_size=beam_size,
+            vocab_size=self.n_vocab,
+            sos=self.eos,  # a start marker the LLM scorer never feeds (see espnet_llm.decode.llm_scorer)
+            eos=self.eos,
+            token_list=None,
+            pre_beam_score_key=None if ctc_weight == 1.0 else "full",
+            normalize_length=normalize_length,
+        ).to(device).eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        exp_dir: Optional[Union[str, Path]] = None,
+        asr_train_config: Optional[Union[str, Path]] = None,
+        asr_model_file: Optional[Union[str, Path]] = None,
+        device: str = "cpu",
+        cache_dir: Optional[Union[str, Path]] = None,
+        **kwargs,
+    ) -> "Speech2TextLLM":
+        """Build from an experiment dir or a packed archive (``espnet_llm.bin.pack``), or from (config.yaml, model
+        file); with an exp dir, ``asr_model_file`` may name another of its model files. kwargs go to the constructor.
+        """
+        return cls.from_files(locate(exp_dir, asr_train_config, asr_model_file, cache_dir), device, **kwargs)
+
+    @classmethod
+    def from_files(cls, files: ModelFiles, device: str = "cpu", **kwargs) -> "Speech2TextLLM":
+        """Build from a located system (``espnet_llm.packing.locate``)."""
+        if files.kind != "speech_llm":
+            raise PackError(f"{files.config_file} is an ESPnet ASR model's config: load it with Speech2TextAM")
+        model, train_args = _built(files, lambda config: LLMASRTask.build_model_from_file(config, files.model_file, device))
+        tokenizer = load_tokenizer(train_args.llm_conf["name_or_path"], train_args.llm_conf.get("trust_remote_code", False))
+        speech2text = cls(model, tokenizer, device=device, **kwargs)
+        speech2text.train_args = train_args
+        speech2text.speech_input = speech_input(train_args)
+        return speech2text
+
+    def length_bounds(self, encoder_frames: int) -> Tuple[int, int]:
+        """(max, min) tokens of the transcript of an utterance with `encoder_frames` encoder output frames.
+
+        With CTC, at most `encoder_frames` tokens: CTC cannot emit more labels than frames, and ESPnet's
+        CTCPrefixScoreTH fails with an IndexError on a hypothesis longer than the encoder output.
+        """
+        maxlen = max_output_length(encoder_frames, self.maxlenratio, self.maxlen_offset)
+        if self.ctc_weight > 0.0:
+            maxlen = min(maxlen, max(1, encoder_frames))
+        return maxlen, min(int(self.minlenratio * encoder_frames), maxlen)
+
+    @torch.no_grad()
+    def __call__(self, speech: Union[np.ndarray, torch.Tensor]) -> List[Result]:
+        """One utterance, (Samples,) or (Frames, Dim) -> n-best list of (text, token_ids, score), best first."""
+        speech = torch.as_tensor(np.asarray(speech) if isinstance(speech, np.ndarray) else speech)
+        lengths = torch.tensor([speech.shape[0]])
+        return self.decode_batch(speech[None], lengths)[0]
+
+    @torch.no_grad()
+    def decode_batch(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, keys: Optional[Sequence[str]] = None
+    ) -> List[List[Result]]:
+        """A padded batch (Batch, Samples or Frames[, Dim]) -> one n-best list per utterance."""
+        return self.decode_batch_with_ctc(speech, speech_lengths, keys)[0]
+
+    @torch.no_grad()
+    def decode_batch_with_ctc(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, keys: Optional[Sequence[str]] = None
+    ) -> Tuple[List[List[Result]], Optional[List[str]]]:
+        """`decode_batch`, and the CTC head's greedy text per utterance (None without a CTC head)."""
+        keys = list(keys) if keys is not None else [f"input {i}" for i in range(len(speech))]
+        encs, prefixes = zip(*(self.encode(speech[i, : int(speech_lengths[i])]) for i in range(len(keys))))
+        bounds = [self.length_bounds(enc.shape[0]) for enc in encs]
+        for key, p, (maxlen, _) in zip(keys, prefixes, bounds):
+            if self.max_positions is not None and p.shape[0] + maxlen > self.max_positions:
+                raise ValueError(
+                    f"utterance {key} is too long for the LLM: {p.shape[0]} prefix positions + up to {maxlen} "
+                    f"tokens > max_position_embeddings {self.max_positions} (split the audio or lower maxlenratio)"
+                )
+        ctc_texts = [self.ctc_text(enc) for enc in encs] if getattr(self.model, "ctc", None) is not None else None
+        if self.use_greedy:
+            results = greedy_search(
+                self.model.llm, prefixes, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],
+                repeat_stop=self.repeat_stop,
+            )
+            return [
+                [self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
+                for r in results
+            ], ctc_texts
+        return [self._beam(p, enc, *b) for p, enc, b in zip(prefixes, encs, bounds)], ctc_texts
+
+    def ctc_text(self, enc: torch.Tensor) -> str:
+        """The CTC head's best path over encoder output (T_enc, D_enc), as text in `text_case`."""
+        return self._result(ctc_greedy_ids(self.model.ctc.log_softmax(enc[None])[0]), 0.0)[0]
+
+    def encode(self, speech: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One utterance (Samples or Frames[, Dim]) -> encoder output (T_enc, D_enc) and prefix (P, D_llm).
+
+        Utterances are encoded one at a time: ESPnet's conv2d subsampling gives a padded utterance one more
+        frame than the same utterance alone, so batched encoding would make results depend on --batch_size.
+        Only the LLM search is batched.
+        """
+        speech = speech[None].to(self.device, dtype=torch.float32)
+        lengths = torch.tensor([speech.shape[1]], device=self.device)
+        enc, enc_lens = self.model.encode_frames(speech, lengths)  # (1, T_enc, D_enc)
+        audio, audio_lens = self.model.project(enc, enc_lens)  # (1, T', D_llm)
+        prefix, prefix_lens = self.model.prefix_from_audio(audio, audio_lens)  # (1, P, D_llm)
+        return enc[0, : int(enc_lens[0])], prefix[0, : int(prefix_lens[0])]
+
+    def _beam(self, prefix: torch.Tensor, enc: torch.Tensor, maxlen: int, minlen: int) -> List[Result]:
+        self.llm_scorer.set_prefix(prefix)
+        # negative ratios are ESPnet's way of giving the bounds as token counts
+        hyps = self.beam_search(x=enc, maxlenratio=-maxlen, minlenratio=-minlen if minlen > 0 else 0.0)
+        results = []
+        for hyp in hyps[: self.nbest]:
+            ids = hyp.yseq[1:].tolist()
+            while ids and ids[-1] == self.eos:
+                ids.pop()
+            results.append(self._result(ids, float(hyp.score)))
+        return results or [self._result([], float("-inf"))]
+
+    def _result(self, ids: List[int], score: float) -> Result:
+        text = " ".join(self.tokenizer.decode(ids, skip_special_tokens=True).split())
+        return apply_text_case(text, self.text_case), ids, score
+
+    def _best(self, speech: np.ndarray) -> Transcript:
+        text, ids, score = self(speech)[0]
+        return Transcript(text, list(self.tokenizer.convert_ids_to_tokens(ids)), list(ids), float(score))
+
+
+class Speech2TextAM(_Transcribe):
+    """ESPnet's ``Speech2Text`` (CTC/attention beam search) of a conventional AM, with ``transcribe`` on audio.
+
+    Args:
+        speech2text: ``espnet2.bin.asr_inference.Speech2Text`` of the AM.
+        text_case: "keep", "upper" or "lower" for ``transcribe``'s text.
+    """
+
+    def __init__(self, speech2text, text_case: str = "keep"):
+        apply_text_case("", text_case)
+        self.speech2text = speech2text
+        self.text_case = text_case
+        self.train_args = speech2text.asr_train_args
+        self.speech_input = speech_input(self.train_args)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        exp_dir: Optional[Union[str, Path]] = None,
+        asr_train_config: Optional[Union[str, Path]] = None,
+        asr_model_file: Optional[Union[str, Path]] = None,
+        device: str = "cpu",
+        cache_dir: Optional[Union[str, Path]] = None,
+        text_case: str = "keep",
+        **kwargs,
+    ) -> "Speech2TextAM":
+        """Build from an ESPnet ASR exp dir or a packed archive (or config + model file); kwargs go to ESPnet's
+        Speech2Text (beam_size, ctc_weight, penalty, nbest, maxlenratio, lm_train_config, lm_file, ...)."""
+        files = locate(exp_dir, asr_train_config, asr_model_file, cache_dir)
+        return cls.from_files(files, device, text_case=text_case, **kwargs)
+
+    @classmethod
+    def from_files(cls, files: ModelFiles, device: str = "cpu", text_case: str = "keep", **kwargs) -> "Speech2TextAM":
+        """Build from a located system (``espnet_llm.packing.locate``)."""
+        from espnet2.bin.asr_inference import Speech2Text
+
+        if files.kind != "asr":
+            raise PackError(f"{files.config_file} is a speech LLM's config: load it with Speech2TextLLM")
+        speech2text = _built(
+            files, lambda config: Speech2Text(asr_train_config=config, asr_model_file=files.model_file,
+                                              device=device, **kwargs)
+        )
+        return cls(speech2text, text_case)
+
+    def __call__(self, speech: Union[np.ndarray, torch.Tensor]):
+        """ESPnet's n-best [(text, tokens, token_ids, hypothesis)] of the model's own input (samples or features)."""
+        return self.speech2text(speech)
+
+    def _best(self, speech: np.ndarray) -> Transcript:
+        text, tokens, token_ids, hyp = self.speech2text(speech)[0]
+        return Transcript(apply_text_case(text, self.text_case), list(tokens), [int(i) for i in token_ids],
+                          float(hyp.score))
+
+
+def load_pretrained(
+    model: Union[str, Path],
+    asr_model_file: Optional[Union[str, Path]] = None,
+    device: str = "cpu",
+    cache_dir: Optional[Union[str, Path]] = None,
+    **kwargs,
+) -> Union[Speech2TextLLM, Speech2TextAM]:
+    """A speech LLM's Speech2TextLLM or an AM's Speech2TextAM, as the config of the exp dir or archive says;
+    kwargs go to its constructor (both take text_case, beam_size, ctc_weight, penalty, nbest)."""
+    files = locate(model, asr_model_file=asr_model_file, cache_dir=cache_dir)
+    cls = Speech2TextLLM if files.kind == "speech_llm" else Speech2TextAM
+    return cls.from_files(files, device, **kwargs)
