@@ -18,16 +18,17 @@ import sys
 from pathlib import Path
 
 import soundfile
-import torch
-import torchaudio.functional
 
 from espnet_llm import audio, datadir
-from espnet_llm.corpora import write_datadir
+from espnet_llm.corpus import write_datadir
 
 
 def perturb(wav, fs: int, factor: float):
     if factor == 1.0:
         return wav
+    import torch
+    import torchaudio.functional
+
     x = torch.from_numpy(wav).unsqueeze(0)
     return torchaudio.functional.resample(x, orig_freq=round(fs * factor), new_freq=fs)[0].numpy()
 

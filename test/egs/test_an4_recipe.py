@@ -8,6 +8,7 @@ anything. The recipe is copied into tmp_path, so the real egs/an4/asr1 outputs a
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,16 +48,16 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     synth_ids = {line.split()[0] for line in synth}
     assert len(llm_train) == 60 and sum(line.split()[0] in synth_ids for line in llm_train) == 30
     assert len((recipe / "dump/fbank/train_sub30_synth_sub30/utt2num_samples").read_text().splitlines()) == 60
-    assert "data/train_sub30_synth_sub30/text" in (recipe / "exp/llm_asr_tiny/train.log").read_text()
+    assert "data/train_sub30_synth_sub30/text" in (recipe / "exp/llm_asr_tiny_tiny_synth/train.log").read_text()
     assert (recipe / "exp/asr_stats_fbank/train/feats_stats.npz").is_file()
     assert (recipe / "exp/asr_tiny/valid.acc.ave.pth").is_file()
     assert (recipe / "exp/llm/tiny").is_symlink()
-    assert (recipe / "exp/llm_asr_tiny/valid.acc.ave.pth").is_file()
+    assert (recipe / "exp/llm_asr_tiny_tiny_synth/valid.acc.ave.pth").is_file()
     # the second stage starts from the first's model, its encoder at a tenth of the learning rate
-    second = (recipe / "exp/llm_asr_tiny_ft/train.log").read_text()
-    assert "Loading pretrained params from exp/llm_asr_tiny/valid.acc.ave.pth" in second
+    second = (recipe / "exp/llm_asr_tiny_ft_tiny_synth/train.log").read_text()
+    assert "Loading pretrained params from exp/llm_asr_tiny_tiny_synth/valid.acc.ave.pth" in second
     assert "optimizer: encoder lr 0.0002 (0.1 x 0.002)" in second
-    assert (recipe / "exp/llm_asr_tiny_ft/valid.acc.ave.pth").is_file()
+    assert (recipe / "exp/llm_asr_tiny_ft_tiny_synth/valid.acc.ave.pth").is_file()
 
     decodes = sorted(p.parent.parent.name for p in recipe.glob("exp/*/decode_*/test_sub30/text"))
     assert decodes == ["decode_asr_fusion_delayed_valid.acc.ave", "decode_asr_fusion_labelwise_valid.acc.ave",
@@ -68,12 +69,13 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
         result_json = json.loads((text.parent / "score_wer" / "result.json").read_text())
         assert result_json["Snt"] == 30 and result_json["Wrd"] > 30
         assert "Sum/Avg" in (text.parent / "score_cer" / "result.txt").read_text()
-    llm_decode = recipe / "exp/llm_asr_tiny_ft/decode_llm_greedy_valid.acc.ave/test_sub30"
+    llm_decode = recipe / "exp/llm_asr_tiny_ft_tiny_synth/decode_llm_greedy_valid.acc.ave/test_sub30"
     assert len((llm_decode.parent / "librivox_sub30" / "text").read_text().splitlines()) == 5
     assert len((llm_decode / "ctc_disagreement").read_text().splitlines()) == 30
 
     results = (recipe / "RESULTS.md").read_text()
-    assert "exp/llm_asr_tiny_ft/decode_llm_greedy_valid.acc.ave" in results
+    assert "- exp dir: `exp/llm_asr_tiny_ft_tiny_synth`, decode dir: `decode_llm_greedy_valid.acc.ave`" in results
+    assert results.index("## speech LLM:") < results.index("CTC/attention AM, `")  # the default system first
     assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in results.replace(" ", "")
     # the run's wall time is recorded with its command line (the recipe's total time comes from this file)
     date, stages, seconds, command = (recipe / "exp/run_times.tsv").read_text().splitlines()[-1].split("\t")
@@ -86,7 +88,7 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
 
     # A model retrained after decoding (newer than the texts and the split outputs) is decoded again, every split:
     # stale split outputs must not be merged into a "new" text.
-    model = (recipe / "exp/llm_asr_tiny_ft/valid.acc.ave.pth").resolve()
+    model = (recipe / "exp/llm_asr_tiny_ft_tiny_synth/valid.acc.ave.pth").resolve()
     old_split = (llm_decode / "logdir/output.1/1best_recog/text").stat().st_mtime
     os.utime(model, (old_split + 10, old_split + 10))
     redo = subprocess.run([str(recipe / "run.sh"), *args, "--llm_test_sets", "test", "--stage", "11",
@@ -97,3 +99,22 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     for n in (1, 2):
         assert (llm_decode / f"logdir/output.{n}/1best_recog/text").stat().st_mtime > old_split + 10
         assert (llm_decode / f"logdir/decode.{n}.1.log").is_file()  # run.pl kept the first run's log
+
+    # Stage 14 packs every trained system; a packed speech LLM transcribes from anywhere, by the console script
+    packed = subprocess.run([str(recipe / "run.sh"), *args, "--stage", "14", "--stop_stage", "14"], cwd=recipe,
+                            capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert packed.returncode == 0, packed.stdout[-3000:] + packed.stderr[-3000:]
+    archive = recipe / "exp/llm_asr_tiny_ft_tiny_synth/packed.zip"
+    assert archive.is_file() and (recipe / "exp/asr_tiny/packed.zip").is_file()
+    import soundfile
+
+    elsewhere = recipe.parent.parent.parent / "elsewhere"
+    elsewhere.mkdir()
+    wav = (recipe / "data/test_sub30/wav.scp").read_text().split("\n")[0].split(maxsplit=1)[1]
+    audio, rate = soundfile.read(wav if os.path.isabs(wav) else recipe / wav)
+    soundfile.write(elsewhere / "some.flac", audio, rate)
+    cli = Path(sys.executable).parent / "espnet-llm-transcribe"
+    out = subprocess.run([str(cli), str(archive), "some.flac"], cwd=elsewhere, capture_output=True, text=True,
+                         timeout=600, env=dict(env, ESPNET_LLM_CACHE=str(elsewhere / "cache")), check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("some.flac")

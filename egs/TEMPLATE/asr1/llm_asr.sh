@@ -45,7 +45,8 @@ speed_perturb_factors="0.9 1.0 1.1"  # empty: no speed perturbation
 token_type=bpe          # bpe, unigram or char
 nbpe=30                 # sentencepiece vocabulary size
 # Acoustic model (the baseline and the speech LLM's encoder)
-asr_config=conf/train_asr.yaml  # ESPnet ASR training YAML (conf/ defaults link into conf/tuning/)
+asr_config=conf/train_asr.yaml  # ESPnet ASR training YAML (conf/ defaults link into conf/tuning/); empty: no AM
+                        # (stages 5, 6 and 10 do nothing; the speech LLM needs --llm_init_encoder false)
 asr_tag=""              # exp/asr_<tag>; default: the config's name (links followed) + --asr_args
 asr_args=""             # extra options for asr_train, e.g. "--max_epoch 1"
 asr_inference_config=conf/decode_asr_beam10_ctc0.3.yaml  # ESPnet decoding YAML (beam, ctc_weight, penalty)
@@ -78,7 +79,8 @@ llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the
 llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML(s), each its own decode dir
 llm_inference_model=valid.acc.ave.pth             # checkpoint of the speech LLM to decode with
 llm_test_sets=""        # sets the speech LLM decodes; empty: --test_sets
-text_llm_corpus=an4     # exp/llm_text_<corpus>: the text-only LLM of stage 8 (fusion's LLM)
+text_llm_corpus=$(basename "$(dirname "${PWD}")")  # exp/llm_text_<corpus>: stage 8's text-only LLM (fusion's);
+                        # default: the recipe's corpus (egs/<corpus>/asr1)
 text_llm_args=""        # extra options for llm_text_train, e.g. "--text ../../../../shared/data/text/librispeech-dev-clean/text"
 # Scoring and report
 score_exps=""           # exp dirs whose decode_*/<set>/ stage 12 scores; empty: every ${expdir}/*
@@ -137,6 +139,10 @@ llm_system_tag=""  # what, besides the YAML, makes a speech LLM another system
 "${llm_speed_perturb}" && llm_system_tag+=_sp
 for s in ${llm_train_extra_sets}; do llm_system_tag+="_${s}"; done
 llm_system_tag+=$(args_tag "${llm_asr_args}")
+if [ -z "${asr_config}" ]; then
+  asr_tag=${asr_tag:-none}
+  if "${llm_init_encoder}"; then log "Error: --llm_init_encoder true needs an AM (--asr_config is empty)"; exit 2; fi
+fi
 [ -z "${asr_tag}" ] && asr_tag=$(config_tag "${asr_config}" train_asr_)$(args_tag "${asr_args}")
 [ -z "${llm_asr_tag}" ] && llm_asr_tag=$(config_tag "${llm_asr_config}" train_llm_asr_)${llm_system_tag}
 llm_dir=${expdir}/llm/${llm_name}
@@ -211,7 +217,7 @@ data_opts=(--train_data_path_and_name_and_type "${dumpdir}/fbank/${train_feats_s
            --valid_data_path_and_name_and_type "${dumpdir}/fbank/${valid_set}/feats.scp,speech,kaldi_ark"
            --valid_data_path_and_name_and_type "data/${valid_set}/text,text,text")
 
-if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${asr_config}" ]; then
   log "Stage 5: AM statistics: ${dumpdir}/fbank/${train_feats_set} -> ${stats_dir}/train/feats_stats.npz"
   ${train_cmd} "${stats_dir}/stats.log" \
     ${python} -m espnet_llm.bin.asr_train --collect_stats true --config "${asr_config}" --ngpu 0 "${token_opts[@]}" \
@@ -219,7 +225,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
       --valid_shape_file "data/${valid_set}/wav.scp" --output_dir "${stats_dir}" --normalize none --input_size 80
 fi
 
-if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${asr_config}" ]; then
   log "Stage 6: AM training: ${asr_config} -> ${asr_exp} (log: ${asr_exp}/train.log)"
   mkdir -p "${asr_exp}"; echo "${run_args} --stage 6 --stop_stage 6" > "${asr_exp}/command.txt"
   # shellcheck disable=SC2086
@@ -237,7 +243,7 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   [ "${llm_input}" = raw ] && ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
 fi
 
-if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${fusion_inference_configs}" ]; then  # fusion's LLMs
   log "Stage 8: Text LLM: data/${train_set}/text + ${llm_dir} -> ${expdir}/llm_text_${text_llm_corpus}{,_${token_dir##*/}}"
   # shellcheck disable=SC2086
   ${python} -m espnet_llm.bin.llm_text_train --llm "${llm_dir}" --text "data/${train_set}/text" \
@@ -334,7 +340,7 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     done
   done
 }
-if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${asr_config}" ]; then
   decode_sets 10 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference fbank "${test_sets}"
   for conf in ${fusion_inference_configs}; do
     decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference fbank "${test_sets}"

@@ -31,15 +31,17 @@ if [ ! -d "${AN4_ROOT}/etc" ]; then
   tar -C downloads -xzf downloads/an4_sphere.tar.gz
   AN4_ROOT=$(pwd)/downloads/an4   # SPHERE audio: soundfile (libsndfile) reads it
 fi
-python -m espnet_llm.bin.data_prep --corpus an4 --root "${AN4_ROOT}" --out_dir data --n_dev "${n_dev}"
+python local/an4_data_prep.py --root "${AN4_ROOT}" --out_dir data --n_dev "${n_dev}"
 if [ -d "${LIBRIVOX_ROOT}/librivox" ]; then
-  python -m espnet_llm.bin.data_prep --corpus librivox --root "${LIBRIVOX_ROOT}" --out_dir data
+  python local/librivox_data_prep.py --root "${LIBRIVOX_ROOT}" --out_dir data
 fi
 if [ "${synth_utts}" -gt 0 ]; then  # general English for the speech LLM (out-of-domain text; no audio is downloaded)
   texts=("${LIBRISPEECH_TEXT}")
   "${synth_gutenberg}" && texts+=("${GUTENBERG_TEXT}")
-  python -m espnet_llm.bin.synth_speech --text "${texts[@]}" --exclude_books 'austen-*' 'shakespeare-*' \
-    --out_dir "data/${synth_name}" --max_utts "${synth_utts}" --skip_utts "${synth_skip}" --max_words "${synth_max_words}" --nj "${synth_nj}"
+  python local/synth_text.py --text "${texts[@]}" --exclude_books 'austen-*' 'shakespeare-*' \
+    --out "data/local/${synth_name}_text"
+  python -m espnet_llm.bin.synth_speech --text "data/local/${synth_name}_text" --out_dir "data/${synth_name}" \
+    --max_utts "${synth_utts}" --skip_utts "${synth_skip}" --max_words "${synth_max_words}" --nj "${synth_nj}"
 fi
 if [ "${num_rirs}" -gt 0 ]; then  # simulated rooms (pyroomacoustics), nothing downloaded
   python -m espnet_llm.bin.make_rirs --out_dir data/rirs --num_rirs "${num_rirs}"

@@ -11,8 +11,7 @@ help_message="Usage: local/data.sh [--train_set train_960|train_clean_100]"
 . utils/parse_options.sh
 
 case "${train_set}" in
-  train_960) corpus=librispeech ;;
-  train_clean_100) corpus=librispeech_100 ;;
+  train_960|train_clean_100) ;;
   *) echo "local/data.sh: error: --train_set ${train_set}: train_960 or train_clean_100" >&2; exit 2 ;;
 esac
-python -m espnet_llm.bin.data_prep --corpus "${corpus}" --root "${LIBRISPEECH}" --out_dir data
+python local/librispeech_data_prep.py --root "${LIBRISPEECH}" --out_dir data --train_set "${train_set}"

@@ -10,5 +10,4 @@ lang=german   # english german dutch french spanish italian portuguese polish, o
 help_message="Usage: local/data.sh [--lang german|...|all]"
 . utils/parse_options.sh
 
-if [ "${lang}" = all ]; then corpus=mls; else corpus=mls_${lang}; fi
-python -m espnet_llm.bin.data_prep --corpus "${corpus}" --root "${MLS}" --out_dir data
+python local/mls_data_prep.py --root "${MLS}" --out_dir data --lang "${lang}"

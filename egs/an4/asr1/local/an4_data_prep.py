@@ -1,4 +1,9 @@
+#!/usr/bin/env python3
 """CMU AN4: Sphinx-format transcripts + FLAC audio -> Kaldi data dirs train / dev / test.
+
+Usage:
+    python local/an4_data_prep.py --root ../../../../shared/data/an4 --out_dir data
+    python local/an4_data_prep.py --root /path/to/an4 --out_dir data --n_dev 100
 
 Layout read (as in ../shared/data/an4 and the CMU tarball once converted to FLAC or kept as WAV/SPH):
     etc/an4_{train,test}.transcription    `<s> WORDS </s> (an251-fash-b)` or `WORDS (an406-fcaw-b)`
@@ -6,21 +11,25 @@ Layout read (as in ../shared/data/an4 and the CMU tarball once converted to FLAC
     audio/<fileid>.flac (or wav/<fileid>.wav)
 
 Utterance ids are `<spk>-<utt>` (e.g. `fash-an251-b`) so that the speaker is a prefix, as Kaldi requires.
-The dev set is held out of train by speaker (whole speakers, about `n_dev` utterances), so dev
+The dev set is held out of train by speaker (whole speakers, about `--n_dev` utterances), so dev
 measures speaker generalisation as test does; ESPnet's recipe holds out the last 100 ids instead.
+Every file is written atomically and the dirs are validated, so a rerun replaces them cleanly; a broken corpus
+is reported (file and line) before anything is written.
 """
 from __future__ import annotations
 
+import argparse
+import logging
 import math
 import re
+import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
+
+from espnet_llm import datadir
+from espnet_llm.corpus import CorpusError, Row, write_rows
 
 _TRANS = re.compile(r"^(?:<s>\s*)?(?P<words>.*?)(?:\s*</s>)?\s*\((?P<id>[^()\s]+)\)\s*$")
-
-
-class CorpusError(RuntimeError):
-    """The corpus on disk is not what the reader expects; the message names the file and line."""
 
 
 def parse_transcription(path: Path) -> Dict[str, str]:
@@ -63,7 +72,7 @@ def find_audio(root: Path, fileid: str) -> Path:
     raise CorpusError(f"audio for {fileid} not found under {root}/audio or {root}/wav")
 
 
-def read_split(root: Path, split: str) -> List[Tuple[str, str, str, str]]:
+def read_split(root: Path, split: str) -> List[Row]:
     """-> sorted [(utt_id, speaker, audio path, words)] of `train` or `test`."""
     trans = parse_transcription(root / "etc" / f"an4_{split}.transcription")
     fileids_path = root / "etc" / f"an4_{split}.fileids"
@@ -85,7 +94,7 @@ def read_split(root: Path, split: str) -> List[Tuple[str, str, str, str]]:
     return sorted(rows)
 
 
-def dev_speakers(rows: List[Tuple[str, str, str, str]], n_dev: int) -> List[str]:
+def dev_speakers(rows: List[Row], n_dev: int) -> List[str]:
     """Whole speakers, picked evenly over the sorted speaker list, until >= n_dev utterances."""
     if not 0 < n_dev < len(rows):
         raise CorpusError(f"n_dev={n_dev}: dev needs 1 to {len(rows) - 1} of the {len(rows)} training utterances")
@@ -105,3 +114,37 @@ def dev_speakers(rows: List[Tuple[str, str, str, str]], n_dev: int) -> List[str]
     if len(picked) == len(speakers):
         raise CorpusError(f"n_dev={n_dev}: dev would take every training speaker; use a smaller n_dev")
     return sorted(picked)
+
+
+def prepare(root: Path, out_dir: Path, n_dev: int) -> None:
+    """Write `<out_dir>/{train,dev,test}` (dev = whole speakers held out of train, ~n_dev utterances)."""
+    if not (root / "etc").is_dir():
+        raise CorpusError(f"AN4 not found at {root} (no etc/ dir). Set AN4_ROOT in db.sh or pass --root.")
+    train = read_split(root, "train")
+    test = read_split(root, "test")
+    dev_spk = set(dev_speakers(train, n_dev))
+    sets = {"train": [r for r in train if r[1] not in dev_spk], "dev": [r for r in train if r[1] in dev_spk],
+            "test": test}
+    for name, rows in sets.items():
+        write_rows(out_dir / name, rows)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True, help="AN4 root (holds etc/ and audio/ or wav/)")
+    parser.add_argument("--out_dir", type=Path, required=True, help="where the train/, dev/, test/ dirs go")
+    parser.add_argument("--n_dev", type=int, default=100, help="utterances held out of train for dev")
+    return parser
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = get_parser().parse_args(argv)
+    try:
+        prepare(args.root, args.out_dir, args.n_dev)
+    except (CorpusError, datadir.DataDirError) as e:
+        sys.exit(f"an4_data_prep.py: error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,7 @@
-"""Tests of espnet_llm.corpora.mls on tiny trees in the real Multilingual LibriSpeech layout (FLAC and Opus)."""
+"""egs/mls/asr1/local/mls_data_prep.py on tiny trees in the real Multilingual LibriSpeech layout (FLAC and Opus):
+one language, several combined, the errors that name the transcript line or file, and the command line."""
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +10,12 @@ import soundfile
 
 from espnet_llm import datadir
 from espnet_llm.audio import read_audio
-from espnet_llm.bin.data_prep import main
-from espnet_llm.corpora import mls
-from espnet_llm.corpora.an4 import CorpusError
+from espnet_llm.corpus import CorpusError
+
+RECIPE = Path(__file__).resolve().parents[3] / "egs" / "mls" / "asr1"
+if str(RECIPE / "local") not in sys.path:
+    sys.path.insert(0, str(RECIPE / "local"))
+import mls_data_prep as mls  # noqa: E402  (a recipe script, imported from the recipe's local/)
 
 # lang -> split -> {corpus id: text}; speaker 10 and 100 check that `-` ids sort like their speakers
 CORPUS = {
@@ -49,7 +55,7 @@ def make_mls(root: Path, corpus=CORPUS, ext=".flac", suffix="") -> Path:
 def test_one_language_keeps_corpus_ids_with_dashes(tmp_path):
     root = make_mls(tmp_path / "mls")
     out = tmp_path / "data"
-    main(["--corpus", "mls_german", "--root", str(root), "--out_dir", str(out)])
+    mls.main(["--root", str(root), "--out_dir", str(out), "--lang", "german"])
     assert sorted(p.name for p in out.iterdir()) == ["dev", "test", "train"]
     for name in ("train", "dev", "test"):
         datadir.validate(out / name)
@@ -63,7 +69,7 @@ def test_one_language_keeps_corpus_ids_with_dashes(tmp_path):
 def test_multilingual_combines_with_language_prefixed_ids(tmp_path):
     root = make_mls(tmp_path / "mls")
     out = tmp_path / "data"
-    mls.prepare(root, out, ["german", "dutch"])
+    mls.main(["--root", str(root), "--out_dir", str(out), "--lang", "german", "dutch"])
     assert sorted(p.name for p in out.iterdir()) == [
         "dev", "dev_dutch", "dev_german", "test", "test_dutch", "test_german", "train"]
     for d in out.iterdir():
@@ -87,8 +93,12 @@ def test_opus_release_is_read_through_soundfile(tmp_path):
 
 def test_all_languages_must_be_present_for_mls(tmp_path):
     root = make_mls(tmp_path / "mls")
-    with pytest.raises(SystemExit, match=f"MLS english not found: neither {root}/mls_english nor"):
-        main(["--corpus", "mls", "--root", str(root), "--out_dir", str(tmp_path / "data")])
+    result = subprocess.run([sys.executable, "local/mls_data_prep.py", "--root", str(root), "--out_dir",
+                             str(tmp_path / "data"), "--lang", "all"], cwd=RECIPE, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"mls_data_prep.py: error: MLS english not found: neither {root}/mls_english nor "
+                                     f"{root}/mls_english_opus is a directory. Set MLS in db.sh or pass --root.")
     assert not (tmp_path / "data").exists()
 
 

@@ -1,4 +1,7 @@
-"""Tests of espnet_llm.corpora.librispeech on a tiny tree in the real LibriSpeech layout."""
+"""egs/librispeech/asr1/local/librispeech_data_prep.py on a tiny tree in the real LibriSpeech layout: the reader,
+the sets written, the errors that name the transcript line or file, and the command line."""
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +10,12 @@ import soundfile
 
 from espnet_llm import datadir
 from espnet_llm.audio import read_audio
-from espnet_llm.bin.data_prep import main
-from espnet_llm.corpora import librispeech
-from espnet_llm.corpora.an4 import CorpusError
+from espnet_llm.corpus import CorpusError
+
+RECIPE = Path(__file__).resolve().parents[3] / "egs" / "librispeech" / "asr1"
+if str(RECIPE / "local") not in sys.path:
+    sys.path.insert(0, str(RECIPE / "local"))
+import librispeech_data_prep as librispeech  # noqa: E402  (a recipe script, imported from the recipe's local/)
 
 # subset -> {speaker: {chapter: [words of utterance 0, 1, ...]}}
 CORPUS = {
@@ -75,12 +81,18 @@ def test_100h_needs_only_train_clean_100_and_accepts_the_tarball_dir(tmp_path):
     small = {k: v for k, v in CORPUS.items() if k not in ("train-clean-360", "train-other-500")}
     make_librispeech(tmp_path / "corpus" / "LibriSpeech", small)
     out = tmp_path / "data"
-    main(["--corpus", "librispeech_100", "--root", str(tmp_path / "corpus"), "--out_dir", str(out)])
+    librispeech.main(["--root", str(tmp_path / "corpus"), "--out_dir", str(out), "--train_set", "train_clean_100"])
     assert not (out / "train_960").exists()
     assert list(datadir.read_table(out / "train_clean_100" / "utt2spk")) == [
         "103-1240-0000", "103-1240-0001", "19-198-0000"]
-    with pytest.raises(SystemExit, match="train-clean-360 not found.*LIBRISPEECH"):
-        main(["--corpus", "librispeech", "--root", str(tmp_path / "corpus"), "--out_dir", str(tmp_path / "d2")])
+    result = subprocess.run([sys.executable, "local/librispeech_data_prep.py", "--root", str(tmp_path / "corpus"),
+                             "--out_dir", str(tmp_path / "d2")], cwd=RECIPE, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"librispeech_data_prep.py: error: LibriSpeech subset train-clean-360 not found: neither "
+        f"{tmp_path}/corpus/train-clean-360 nor {tmp_path}/corpus/LibriSpeech/train-clean-360 is a directory. "
+        "Set LIBRISPEECH in db.sh or pass --root.")
     assert not (tmp_path / "d2").exists()
 
 
@@ -114,3 +126,11 @@ def test_missing_transcript_file_and_foreign_id(corpus, tmp_path):
     assert "utterance id '84-121123-0000' is not of chapter 116-288045" in prepare_error(corpus, tmp_path / "a")
     trans.unlink()
     assert prepare_error(corpus, tmp_path / "b") == f"{trans}: transcript file not found"
+
+
+def test_an_utterance_in_two_subsets_is_an_error(corpus, tmp_path):
+    chapter = corpus / "dev-other" / "84" / "121123"  # dev-clean's chapter again, in dev-other
+    chapter.mkdir(parents=True)
+    (chapter / "84-121123.trans.txt").write_text("84-121123-0000 GO DO YOU HEAR\n")
+    soundfile.write(chapter / "84-121123-0000.flac", np.zeros(160, np.float32), 16000)
+    assert prepare_error(corpus, tmp_path / "data") == "utterance 84-121123-0000 is in both dev-clean and dev-other"

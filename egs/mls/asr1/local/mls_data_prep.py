@@ -1,4 +1,10 @@
+#!/usr/bin/env python3
 """Multilingual LibriSpeech (MLS, OpenSLR 94): per-language transcripts + FLAC or Opus -> Kaldi data dirs.
+
+Usage:
+    python local/mls_data_prep.py --root /data/mls --out_dir data --lang german
+    python local/mls_data_prep.py --root /data/mls --out_dir data --lang all
+    python local/mls_data_prep.py --root /data/mls --out_dir data --lang german dutch
 
 Layout read (one extracted tarball per language, `mls_<lang>` or the Opus release's `mls_<lang>_opus`):
     <root>/mls_<lang>/{train,dev,test}/transcripts.txt      `<spk>_<book>_<utt>\\t<text>` per line
@@ -9,25 +15,27 @@ with an error saying so.
 Utterance ids are the corpus ids with `-` for `_` (`10148-10119-0000`): with `-`, sorting by utterance id
 and by speaker id agree (Kaldi's rule). The speaker is `<spk>`. One language writes `train`, `dev`, `test`;
 several write the same three sets combined, with language-prefixed ids (`german-10148-10119-0000`, speaker
-`german-10148`), plus `dev_<lang>` and `test_<lang>` for per-language scoring.
+`german-10148`), plus `dev_<lang>` and `test_<lang>` for per-language scoring (`--lang all`: the eight languages).
+Every split is read and checked before anything is written, so a broken corpus leaves `--out_dir` as it was.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import re
+import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import soundfile
 
-from espnet_llm.corpora import write_datadir
-from espnet_llm.corpora.an4 import CorpusError  # one error type for every corpus reader (data_prep catches it)
+from espnet_llm import datadir
+from espnet_llm.corpus import CorpusError, Row, write_rows
 
 LANGUAGES = ("english", "german", "dutch", "french", "spanish", "italian", "portuguese", "polish")
 SPLITS = ("train", "dev", "test")
 AUDIO_EXTENSIONS = (".flac", ".opus")
 _ID = re.compile(r"^(?P<spk>\d+)_(?P<book>\d+)_(?P<utt>\d+)$")
-Row = Tuple[str, str, str, str]  # (utterance id, speaker, audio path, words)
 
 
 def language_dir(root: Path, lang: str) -> Path:
@@ -111,6 +119,23 @@ def prepare(root: Path, out_dir: Path, langs: Sequence[str]) -> None:
     if multilingual:
         sets.update({f"{split}_{lang}": per_lang[lang, split] for lang in langs for split in ("dev", "test")})
     for name, rows in sets.items():
-        write_datadir(out_dir / name, wav_scp={u: p for u, _, p, _ in rows}, text={u: w for u, _, _, w in rows},
-                      utt2spk={u: s for u, s, _, _ in rows})
-        logging.info("%s: %d utterances, %d speakers", out_dir / name, len(rows), len({r[1] for r in rows}))
+        write_rows(out_dir / name, rows)
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True, help="holds mls_<lang>/ (or mls_<lang>_opus/)")
+    parser.add_argument("--out_dir", type=Path, required=True, help="where the data/<set>/ dirs go")
+    parser.add_argument("--lang", nargs="+", required=True, choices=LANGUAGES + ("all",),
+                        help="one language, several (combined, language-prefixed ids), or all eight")
+    args = parser.parse_args(argv)
+    langs = LANGUAGES if "all" in args.lang else args.lang
+    try:
+        prepare(args.root, args.out_dir, langs)
+    except (CorpusError, datadir.DataDirError) as e:
+        sys.exit(f"mls_data_prep.py: error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,9 @@
+#!/usr/bin/env python3
 """LibriSpeech: `<spk>-<chapter>.trans.txt` + FLAC per chapter -> Kaldi data dirs.
+
+Usage:
+    python local/librispeech_data_prep.py --root /data/LibriSpeech --out_dir data
+    python local/librispeech_data_prep.py --root /data/LibriSpeech --out_dir data --train_set train_clean_100
 
 Layout read (the OpenSLR tarballs, extracted into `<root>` or `<root>/LibriSpeech`):
     <subset>/<spk>/<chapter>/<spk>-<chapter>.trans.txt     `<spk>-<chapter>-<utt> WORDS` per line
@@ -6,24 +11,27 @@ Layout read (the OpenSLR tarballs, extracted into `<root>` or `<root>/LibriSpeec
 Subsets: train-clean-100, train-clean-360, train-other-500, dev-clean, dev-other, test-clean, test-other.
 
 Data dirs written (as ESPnet's egs2/librispeech): `dev_clean`, `dev_other`, `test_clean`, `test_other`,
-`dev` (= dev_clean + dev_other), `train_clean_100`, and with `train_960` also `train_960` (the three training
-subsets combined). Utterance ids are the corpus's own; the speaker is `<spk>-<chapter>`, as in Kaldi's recipe.
+`dev` (= dev_clean + dev_other), `train_clean_100`, and with `--train_set train_960` (the default) also `train_960`
+(the three training subsets combined; `train_clean_100` needs only its own subset and the dev/test ones).
+Utterance ids are the corpus's own; the speaker is `<spk>-<chapter>`, as in Kaldi's recipe. Every subset is read and
+checked before anything is written, so a broken corpus leaves `--out_dir` as it was.
 """
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
-from espnet_llm.corpora import write_datadir
-from espnet_llm.corpora.an4 import CorpusError  # one error type for every corpus reader (data_prep catches it)
+from espnet_llm import datadir
+from espnet_llm.corpus import CorpusError, Row, write_rows
 
 SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean",
            "test-other")
 TRAIN_SETS = {"train_clean_100": SUBSETS[:1], "train_960": SUBSETS[:3]}
 EVAL_SETS = {"dev_clean": ("dev-clean",), "dev_other": ("dev-other",), "test_clean": ("test-clean",),
              "test_other": ("test-other",), "dev": ("dev-clean", "dev-other")}
-Row = Tuple[str, str, str, str]  # (utterance id, speaker, audio path, words)
 
 
 def subset_dir(root: Path, subset: str) -> Path:
@@ -101,6 +109,22 @@ def prepare(root: Path, out_dir: Path, train_set: str = "train_960") -> None:
     rows_by_subset = {s: read_subset(root, s) for s in dict.fromkeys(s for ss in names.values() for s in ss)}
     sets = {name: combine(rows_by_subset, subsets) for name, subsets in names.items()}
     for name, rows in sets.items():
-        write_datadir(out_dir / name, wav_scp={u: p for u, _, p, _ in rows}, text={u: w for u, _, _, w in rows},
-                      utt2spk={u: s for u, s, _, _ in rows})
-        logging.info("%s: %d utterances, %d speakers", out_dir / name, len(rows), len({r[1] for r in rows}))
+        write_rows(out_dir / name, rows)
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True, help="holds the extracted subsets (or LibriSpeech/)")
+    parser.add_argument("--out_dir", type=Path, required=True, help="where the data/<set>/ dirs go")
+    parser.add_argument("--train_set", choices=sorted(TRAIN_SETS), default="train_960",
+                        help="training set: all 960 h, or the 100 h subset alone")
+    args = parser.parse_args(argv)
+    try:
+        prepare(args.root, args.out_dir, args.train_set)
+    except (CorpusError, datadir.DataDirError) as e:
+        sys.exit(f"librispeech_data_prep.py: error: {e}")
+
+
+if __name__ == "__main__":
+    main()
