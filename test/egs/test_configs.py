@@ -78,7 +78,7 @@ def test_task_parser_takes_it(config, tmp_path):
         args = LLMASRTask.get_parser().parse_args(["--config", str(config)])
         assert args.llm_conf and args.projector
     elif name.startswith("train_asr"):
-        from espnet_llm.bin.asr_train import ASRTask
+        from espnet2.tasks.asr import ASRTask
 
         args = ASRTask.get_parser().parse_args(["--config", str(config)])
         assert args.encoder and args.max_epoch >= 1
@@ -108,7 +108,10 @@ def test_conf_defaults_link_into_tuning():
     for recipe in sorted(REPO.glob("egs/*/asr1")):
         if recipe.parent.name == "TEMPLATE":
             continue
+        run_sh = (recipe / "run.sh").read_text()
         for link in ("train_asr.yaml", "train_llm_asr.yaml"):
+            if link == "train_asr.yaml" and '--asr_config ""' in run_sh:
+                continue  # a recipe without an AM
             path = recipe / "conf" / link
             assert path.is_symlink() and path.resolve().parent.name == "tuning", path
             assert f"conf/{link}" in (recipe / "run.sh").read_text(), f"{recipe}/run.sh does not use conf/{link}"
