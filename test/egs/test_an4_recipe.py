@@ -75,7 +75,7 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
 
     results = (recipe / "RESULTS.md").read_text()
     assert "- exp dir: `exp/llm_asr_tiny_ft_tiny_synth`, decode dir: `decode_llm_greedy_valid.acc.ave`" in results
-    assert results.index("## speech LLM:") < results.index("CTC/attention AM, `")  # the default system first
+    assert results.index("\n## speech LLM:") < results.index("\n## conformer CTC/attention AM")  # the default first
     assert "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|" in results.replace(" ", "")
     # the run's wall time is recorded with its command line (the recipe's total time comes from this file)
     date, stages, seconds, command = (recipe / "exp/run_times.tsv").read_text().splitlines()[-1].split("\t")

@@ -142,6 +142,9 @@ llm_system_tag+=$(args_tag "${llm_asr_args}")
 if [ -z "${asr_config}" ]; then
   asr_tag=${asr_tag:-none}
   if "${llm_init_encoder}"; then log "Error: --llm_init_encoder true needs an AM (--asr_config is empty)"; exit 2; fi
+  if [ "${llm_input}" = fbank ]; then
+    log "Error: --llm_input fbank needs the AM's feature statistics (stage 5): give --asr_config, or --llm_input raw"; exit 2
+  fi
 fi
 [ -z "${asr_tag}" ] && asr_tag=$(config_tag "${asr_config}" train_asr_)$(args_tag "${asr_args}")
 [ -z "${llm_asr_tag}" ] && llm_asr_tag=$(config_tag "${llm_asr_config}" train_llm_asr_)${llm_system_tag}
