@@ -79,8 +79,8 @@ llm_ctc_vocab=train     # speech LLM's CTC head (if ctc_weight > 0): train = the
 llm_inference_config=conf/decode_llm_greedy.yaml  # speech LLM decoding YAML(s), each its own decode dir
 llm_inference_model=valid.acc.ave.pth             # checkpoint of the speech LLM to decode with
 llm_test_sets=""        # sets the speech LLM decodes; empty: --test_sets
-text_llm_corpus=$(basename "$(dirname "${PWD}")")  # exp/llm_text_<corpus>: stage 8's text-only LLM (fusion's);
-                        # default: the recipe's corpus (egs/<corpus>/asr1)
+text_llm_corpus=""      # exp/llm_text_<corpus>: stage 8's text-only LLM (fusion's); empty: the recipe's corpus
+                        # (egs/<corpus>/asr1)
 text_llm_args=""        # extra options for llm_text_train, e.g. "--text ../../../../shared/data/text/librispeech-dev-clean/text"
 # Scoring and report
 score_exps=""           # exp dirs whose decode_*/<set>/ stage 12 scores; empty: every ${expdir}/*
@@ -131,6 +131,7 @@ config_tag() {  # <yaml> <prefix>: the config's name less the prefix, through co
 args_tag() {  # <options>: ESPnet's asr_tag suffix of overriding options ("--max_epoch 1" -> _max_epoch1)
   echo "$1" | sed -e 's/--/_/g' -e 's/[ |=/]//g'
 }
+[ -z "${text_llm_corpus}" ] && text_llm_corpus=$(basename "$(dirname "${PWD}")")
 if [ -z "${llm_name}" ]; then
   if [ -n "${llm}" ]; then llm_name=$(basename "$(readlink -f "${llm}")"); else llm_name=smollm2-135m; fi
 fi
