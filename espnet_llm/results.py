@@ -251,7 +251,11 @@ def _decode_config(system: System) -> Optional[str]:
     if match and match.group(1).endswith(".yaml"):
         return match.group(1)
     configs = re.findall(r"\S*decode_\S+\.yaml", system.commands.get("decode", ""))
-    return configs[-1] if configs else None
+    if configs:
+        return configs[-1]
+    match = _MODEL_SUFFIX.match(system.decode_tag)  # the stage script names decode dirs decode_<conf>_<model>
+    candidate = Path("conf") / f"decode_{match.group('mode') if match else system.decode_tag}.yaml"
+    return candidate.as_posix() if candidate.is_file() else None
 
 
 def order_systems(systems: Sequence[System], first: Sequence[Path] = ()) -> List[System]:
