@@ -121,6 +121,21 @@ class _Transcribe:
             return fbank(wav, spec.fs, spec.num_mel_bins).numpy()
         return wav
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        exp_dir: Optional[Union[str, Path]] = None,
+        asr_train_config: Optional[Union[str, Path]] = None,
+        asr_model_file: Optional[Union[str, Path]] = None,
+        device: str = "cpu",
+        cache_dir: Optional[Union[str, Path]] = None,
+        **kwargs,
+    ):
+        """Build from an experiment dir or a packed archive (``espnet_llm.bin.pack``), or from (config.yaml, model
+        file); with an exp dir, ``asr_model_file`` may name another of its model files. kwargs go to ``from_files``
+        (Speech2TextLLM: its constructor; Speech2TextAM: text_case and ESPnet's Speech2Text options)."""
+        return cls.from_files(locate(exp_dir, asr_train_config, asr_model_file, cache_dir), device, **kwargs)
+
     def transcribe(self, audio, sample_rate: Optional[int] = None, return_details: bool = False):
         """The best transcript of one utterance: ``audio`` is a path or an array (see ``prepare``; an array's
         ``sample_rate`` defaults to the model's, 16 kHz). ``return_details``: a ``Transcript`` instead of the text."""
@@ -222,21 +237,6 @@ class Speech2TextLLM(_Transcribe):
             pre_beam_score_key=None if ctc_weight == 1.0 else "full",
             normalize_length=normalize_length,
         ).to(device).eval()
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        exp_dir: Optional[Union[str, Path]] = None,
-        asr_train_config: Optional[Union[str, Path]] = None,
-        asr_model_file: Optional[Union[str, Path]] = None,
-        device: str = "cpu",
-        cache_dir: Optional[Union[str, Path]] = None,
-        **kwargs,
-    ) -> "Speech2TextLLM":
-        """Build from an experiment dir or a packed archive (``espnet_llm.bin.pack``), or from (config.yaml, model
-        file); with an exp dir, ``asr_model_file`` may name another of its model files. kwargs go to the constructor.
-        """
-        return cls.from_files(locate(exp_dir, asr_train_config, asr_model_file, cache_dir), device, **kwargs)
 
     @classmethod
     def from_files(cls, files: ModelFiles, device: str = "cpu", **kwargs) -> "Speech2TextLLM":
@@ -354,22 +354,6 @@ class Speech2TextAM(_Transcribe):
         self.text_case = text_case
         self.train_args = speech2text.asr_train_args
         self.speech_input = speech_input(self.train_args)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        exp_dir: Optional[Union[str, Path]] = None,
-        asr_train_config: Optional[Union[str, Path]] = None,
-        asr_model_file: Optional[Union[str, Path]] = None,
-        device: str = "cpu",
-        cache_dir: Optional[Union[str, Path]] = None,
-        text_case: str = "keep",
-        **kwargs,
-    ) -> "Speech2TextAM":
-        """Build from an ESPnet ASR exp dir or a packed archive (or config + model file); kwargs go to ESPnet's
-        Speech2Text (beam_size, ctc_weight, penalty, nbest, maxlenratio, lm_train_config, lm_file, ...)."""
-        files = locate(exp_dir, asr_train_config, asr_model_file, cache_dir)
-        return cls.from_files(files, device, text_case=text_case, **kwargs)
 
     @classmethod
     def from_files(cls, files: ModelFiles, device: str = "cpu", text_case: str = "keep", **kwargs) -> "Speech2TextAM":

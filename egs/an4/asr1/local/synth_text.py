@@ -36,7 +36,7 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from espnet_llm import datadir
+from espnet_llm import datadir, tts
 from espnet_llm.corpus import CorpusError
 
 ABBREVIATIONS = {"MR": "MISTER", "MRS": "MISSUS", "DR": "DOCTOR", "ST": "SAINT"}
@@ -142,17 +142,10 @@ def read_text(source: Path, exclude_books: Sequence[str] = ()) -> List[Tuple[str
         raise CorpusError(f"{source}: text not found (a Kaldi text file, or a directory of *.trans.txt or *.txt)")
     rows: Dict[str, str] = {}
     for path in files:
-        try:
-            lines = datadir.read_lines(path)  # names file and line for non-UTF-8 bytes, empty or indented lines
-        except datadir.DataDirError as e:
-            raise CorpusError(str(e)) from None
-        for line in lines:
-            words = " ".join(line.value.split())
-            if not words:
-                raise CorpusError(f"{path} line {line.number}: empty transcript for {line.key}")
-            if line.key in rows:
-                raise CorpusError(f"{path} line {line.number}: duplicate utterance id {line.key}")
-            rows[line.key] = words.upper()
+        for key, words in tts.read_text(path):  # the Kaldi text reader of synth_speech: same checks, same case
+            if key in rows:
+                raise CorpusError(f"{path}: duplicate utterance id {key}")
+            rows[key] = words
     return sorted(rows.items())
 
 
