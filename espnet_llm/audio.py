@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-__all__ = ["AudioError", "fbank", "load_audio", "read_audio", "resample", "waveform_from_array"]
+__all__ = ["AudioError", "check_sample_rates", "fbank", "load_audio", "read_audio", "resample", "waveform_from_array"]
 
 
 class AudioError(Exception):
@@ -39,14 +39,44 @@ def read_audio(
     samples, fs, source, where = _read(path_or_wavscp_entry, utt_id)
     if expected_fs is not None and fs != expected_fs:
         raise AudioError(f"{where}audio {source} has sample rate {fs} Hz, expected {expected_fs} Hz "
-                         f"(resample it, e.g. 'sox in.wav -r {expected_fs} out.wav')")
+                         f"(resample the data dir: python -m espnet_llm.bin.datadir_tool resample --fs {expected_fs} "
+                         "data/<set> data/<set>_16k)")
     channels = samples.shape[1]
     if channels > 1:
         if not allow_stereo:
-            raise AudioError(f"{where}audio {source} has {channels} channels, expected mono "
-                             "(pass allow_stereo=True to average them, or keep one with 'sox in.wav out.wav remix 1')")
+            raise AudioError(f"{where}audio {source} has {channels} channels, expected mono (make a mono copy of "
+                             "the data dir: python -m espnet_llm.bin.datadir_tool resample data/<set> data/<set>_mono)")
         return np.ascontiguousarray(samples.mean(axis=1, dtype=np.float32))
     return np.ascontiguousarray(samples[:, 0])
+
+
+def check_sample_rates(wav_scp: str | os.PathLike, fs: int, keys=None) -> int:
+    """Check that every recording of a ``wav.scp`` read as ESPnet's ``sound`` type (which drops the rate) is mono
+    at ``fs`` Hz, from the file headers; ``keys``: only these ids. Raises AudioError naming the utterances and
+    files (at most 5, and the count). Kaldi pipes are skipped (ESPnet's ``sound`` type cannot read them).
+    Returns the number of files checked."""
+    from espnet_llm.datadir import read_table
+
+    bad, checked = [], 0
+    for key, entry in read_table(wav_scp).items():
+        if keys is not None and key not in keys:
+            continue
+        if entry.rstrip().endswith("|"):
+            continue
+        try:
+            info = sf.info(entry)
+        except Exception as e:  # missing, unreadable: named here rather than deep in a data loader worker
+            raise AudioError(f"utterance {key}: cannot read {entry} (listed in {wav_scp}): {e}") from None
+        checked += 1
+        if info.samplerate != fs or info.channels != 1:
+            bad.append(f"{key} ({entry}: {info.samplerate} Hz, {info.channels} channel(s))")
+    if bad:
+        raise AudioError(
+            f"{wav_scp}: {len(bad)} recording(s) are not {fs} Hz mono as the model reads: {'; '.join(bad[:5])}"
+            f"{' ...' if len(bad) > 5 else ''}. Make a {fs} Hz mono copy of the data dir: python -m "
+            f"espnet_llm.bin.datadir_tool resample --fs {fs} <data dir> <data dir>_{fs // 1000}k"
+        )
+    return checked
 
 
 def load_audio(path_or_wavscp_entry: str | os.PathLike, fs: int = 16000, utt_id: str | None = None) -> np.ndarray:
@@ -75,6 +105,8 @@ def waveform_from_array(samples, sample_rate: int, fs: int = 16000) -> np.ndarra
         raise AudioError(f"audio array of shape {array.shape}: expected (Samples,) or (Samples, Channels)")
     if array.shape[0] == 0:
         raise AudioError("audio array has no samples (zero length)")
+    if not np.isfinite(array).all():
+        raise AudioError(f"audio array holds {int((~np.isfinite(array)).sum())} NaN or infinite sample(s)")
     return resample(array.astype(np.float32), int(sample_rate), fs)
 
 

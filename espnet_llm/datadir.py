@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ MAX_REPORTED = 5
 """Problems of one kind listed in an error message before the rest are only counted."""
 
 
-class DataDirError(Exception):
+class DataDirError(ValueError):
     """A data dir (or one of its files) breaks Kaldi's rules. ``problems`` lists each one found."""
 
     def __init__(self, message: str, problems: Sequence[str] = ()):
@@ -107,6 +107,18 @@ def read_lines(path: str | os.PathLike) -> list[Line]:
         key, value = _split_key(line)
         lines.append(Line(number, key, value))
     return lines
+
+
+def text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(line number, line without its newline) of a UTF-8 text file, read lazily; bytes that are not UTF-8
+    raise DataDirError naming the file, the line and the byte (``UnicodeDecodeError`` names neither)."""
+    with open(path, "rb") as f:
+        for number, raw_line in enumerate(f, start=1):
+            try:
+                yield number, raw_line.decode("utf-8").rstrip("\n")
+            except UnicodeDecodeError as err:
+                raise DataDirError(f"{path} line {number}: not valid UTF-8 (byte 0x{raw_line[err.start]:02x} at "
+                                   f"column {err.start + 1}); convert it, e.g. iconv -f latin1 -t utf-8") from None
 
 
 def _split_key(line: str) -> tuple[str, str]:
@@ -526,6 +538,36 @@ def subset(
     Path(dst).mkdir(parents=True, exist_ok=True)
     _write_tables(Path(dst), data.select(utts))
     return utts
+
+
+def resample(src: str | os.PathLike, dst: str | os.PathLike, fs: int = 16000) -> int:
+    """Copy ``src`` to ``dst`` with every recording of its wav.scp at ``fs`` Hz, mono, as 16-bit FLAC files under
+    ``dst/audio/`` (channels averaged, scipy's polyphase resampling: ``espnet_llm.audio.load_audio``); other
+    tables are copied. Recordings already written are kept, so an interrupted run resumes. Returns the count."""
+    import soundfile as sf
+
+    from espnet_llm.audio import load_audio
+
+    data = _DataDir.load(src)
+    if "wav.scp" not in data.tables:
+        raise DataDirError(f"{src}: no wav.scp to resample")
+    dst = Path(dst)
+    if dst.resolve() == Path(src).resolve():
+        raise DataDirError(f"{dst}: the destination must differ from the source")
+    audio_dir = (dst / "audio").resolve()
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    wav_scp = {}
+    for rec, entry in data.tables["wav.scp"].items():
+        out = audio_dir / f"{rec}.flac"
+        if not out.is_file():
+            tmp = out.with_name(f".{out.name}.tmp")
+            sf.write(tmp, load_audio(entry, fs, utt_id=rec), fs, format="FLAC", subtype="PCM_16")
+            os.replace(tmp, out)
+        wav_scp[rec] = str(out)
+    tables = data.select(data.utts)
+    tables["wav.scp"] = wav_scp
+    _write_tables(dst, tables)
+    return len(wav_scp)
 
 
 def combine(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike]) -> list[str]:

@@ -145,6 +145,27 @@ class _Transcribe:
     def _best(self, speech: np.ndarray) -> Transcript:
         raise NotImplementedError
 
+    def check_input(self, speech) -> None:
+        """``__call__`` takes the model's own input; refuse what would decode garbage or allocate without bound:
+        a path (that is ``transcribe``'s), an empty or non-finite array, samples given to a features model."""
+        if isinstance(speech, (str, os.PathLike)):
+            raise ValueError(f"__call__ takes the model's input as an array; for the file {speech} use transcribe()")
+        shape = tuple(getattr(speech, "shape", ()))
+        if not shape or shape[0] == 0 or int(np.prod(shape)) == 0:
+            raise ValueError(f"empty input (shape {shape})")
+        values = speech if isinstance(speech, torch.Tensor) else torch.as_tensor(np.asarray(speech))
+        if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+            raise ValueError("the input holds NaN or infinite values")
+        spec = self.speech_input
+        if spec is None:
+            return
+        if spec.kind == "fbank" and (len(shape) != 2 or shape[1] != spec.num_mel_bins):
+            raise ValueError(f"this model reads fbank features (Frames, {spec.num_mel_bins}), got shape {shape}; for "
+                             "audio samples use transcribe(samples, sample_rate)")
+        if spec.kind == "raw" and len(shape) != 1:
+            raise ValueError(f"this model reads mono samples (Samples,) at {spec.fs} Hz, got shape {shape}; "
+                             "transcribe(samples, sample_rate) averages channels and resamples")
+
 
 def _built(files: ModelFiles, build):
     """``build(config file)`` on the resolved config, written to a temporary file for ESPnet's build_model_from_file."""
@@ -264,6 +285,7 @@ class Speech2TextLLM(_Transcribe):
     @torch.no_grad()
     def __call__(self, speech: Union[np.ndarray, torch.Tensor]) -> List[Result]:
         """One utterance, (Samples,) or (Frames, Dim) -> n-best list of (text, token_ids, score), best first."""
+        self.check_input(speech)
         speech = torch.as_tensor(np.asarray(speech) if isinstance(speech, np.ndarray) else speech)
         lengths = torch.tensor([speech.shape[0]])
         return self.decode_batch(speech[None], lengths)[0]
@@ -281,7 +303,15 @@ class Speech2TextLLM(_Transcribe):
     ) -> Tuple[List[List[Result]], Optional[List[str]]]:
         """`decode_batch`, and the CTC head's greedy text per utterance (None without a CTC head)."""
         keys = list(keys) if keys is not None else [f"input {i}" for i in range(len(speech))]
-        encs, prefixes = zip(*(self.encode(speech[i, : int(speech_lengths[i])]) for i in range(len(keys))))
+        encoded = []
+        for i, key in enumerate(keys):
+            try:
+                encoded.append(self.encode(speech[i, : int(speech_lengths[i])]))
+            except (RuntimeError, ValueError, AssertionError) as e:  # e.g. longer than the encoder's window
+                seconds = int(speech_lengths[i]) / (self.speech_input.fs if self.speech_input else 16000)
+                raise ValueError(f"utterance {key} ({int(speech_lengths[i])} samples or frames, "
+                                 f"{seconds:.1f} s if samples) cannot be encoded: {e}") from e
+        encs, prefixes = zip(*encoded)
         bounds = [self.length_bounds(enc.shape[0]) for enc in encs]
         for key, p, (maxlen, _) in zip(keys, prefixes, bounds):
             if self.max_positions is not None and p.shape[0] + maxlen > self.max_positions:
@@ -370,6 +400,7 @@ class Speech2TextAM(_Transcribe):
 
     def __call__(self, speech: Union[np.ndarray, torch.Tensor]):
         """ESPnet's n-best [(text, tokens, token_ids, hypothesis)] of the model's own input (samples or features)."""
+        self.check_input(speech)
         return self.speech2text(speech)
 
     def _best(self, speech: np.ndarray) -> Transcript:

@@ -20,6 +20,8 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from espnet_llm.datadir import text_lines
+
 logger = logging.getLogger(__name__)
 
 SCTK_DIR = Path("/usr/lib/sctk/bin")
@@ -55,21 +57,19 @@ def read_text(source: TextSource) -> Dict[str, str]:
     if isinstance(source, Mapping):
         return dict(source)
     texts: Dict[str, str] = {}
-    with open(source, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            uttid, _, words = line.partition(" ")
-            if uttid in texts:
-                raise ValueError(f"{source}:{lineno}: duplicate utterance id {uttid!r}")
-            texts[uttid] = words.strip()
+    for lineno, line in text_lines(source):
+        line = line.strip()
+        if not line:
+            continue
+        uttid, _, words = line.partition(" ")
+        if uttid in texts:
+            raise ValueError(f"{source}:{lineno}: duplicate utterance id {uttid!r}")
+        texts[uttid] = words.strip()
     return texts
 
 
 def read_utt2spk(path: Union[str, os.PathLike]) -> Dict[str, str]:
-    with open(path, encoding="utf-8") as f:
-        return dict(line.split()[:2] for line in f if line.strip())
+    return dict(line.split()[:2] for _, line in text_lines(path) if line.strip())
 
 
 _INNER_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")

@@ -88,6 +88,6 @@ rm -f "${ta_lib}"/*.so
 "${pip[@]}" --no-deps --no-build-isolation -e "${top}"
 install_shellcheck
 install_system_tools
-"${VENV}/bin/python" -c "import torch, espnet2.tasks.asr, transformers, peft; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert not torch.version.cuda or True"
+"${VENV}/bin/python" -c "import espnet_llm, torch, espnet2.tasks.asr, transformers, peft; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert not torch.version.cuda or True"
 echo "${want}" > "${stamp}"
 echo "install.sh: done: ${VENV} (torch $("${VENV}/bin/python" -c 'import torch; print(torch.__version__)'))"

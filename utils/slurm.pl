@@ -140,16 +140,18 @@ $name =~ s/\.?\Q$jobname\E//g if defined $jobname;
 $name =~ s/\.log$//;
 $name = 'job' if $name eq '';
 my $queue_dir = File::Spec->rel2abs("$log_dir/q");
-my $script_path = "$queue_dir/$name.sh";
 my $array = defined $jobname;
+# One script per job range: a partial rerun submits one call per missing job, at once, with one log pattern.
+my $qname = $array ? "$name.$first-$last" : $name;
+my $script_path = "$queue_dir/$qname.sh";
 
 push @sbatch, "--job-name=$name", '--parsable', '--chdir=' . getcwd();
 if ($array) {
     push @sbatch, "--array=$first-$last" . (defined $max_jobs_run ? "%$max_jobs_run" : ''),
-        "--output=$queue_dir/$name-%a.out";
+        "--output=$queue_dir/$qname-%a.out";
 }
 else {
-    push @sbatch, "--output=$queue_dir/$name.out";
+    push @sbatch, "--output=$queue_dir/$qname.out";
 }
 push @sbatch, $script_path;
 
@@ -161,6 +163,12 @@ my $script = <<'END';
 set -u
 task=${SLURM_ARRAY_TASK_ID:-}
 END
+# With "--export=PATH" or NONE (Kaldi's slurm.conf) the job gets none of the submitting shell's variables: set the
+# ones the jobs read, and source the recipe's path.sh (the venv, offline switches) as Kaldi's jobs do.
+for my $var (qw(OMP_NUM_THREADS MKL_NUM_THREADS HF_HUB_OFFLINE TRANSFORMERS_OFFLINE HF_DATASETS_OFFLINE PYTHONPATH)) {
+    $script .= "export $var=" . shell_quote($ENV{$var}) . "\n" if defined $ENV{$var};
+}
+$script .= "[ -f ./path.sh ] && . ./path.sh\n";
 if ($array) {
     $script .= "case \"\${task}\" in\n";
     for my $id ($first .. $last) {
@@ -175,7 +183,7 @@ else {
 $script .= <<"END";
 mkdir -p "\$(dirname "\${log}")"
 printf '# %s\\n# Started at %s on %s (Slurm job %s)\\n#\\n' "\${cmd}" "\$(date)" "\$(hostname)" \\
-  "\${SLURM_JOB_ID:-none}\${task:+_\${task}}" > "\${log}"
+  "\${SLURM_ARRAY_JOB_ID:-\${SLURM_JOB_ID:-none}}\${task:+_\${task}}" > "\${log}"
 start=\$(date +%s)
 code=0
 bash -c "\${cmd}" >> "\${log}" 2>&1 || code=\$?
@@ -199,6 +207,10 @@ if ($dry_run) {
 }
 
 # ---------------------------------------------------------------- submit, wait, check the logs
+# Logs of an earlier run would make a job that never ran look finished: remove them first (as Kaldi does).
+for my $id ($first .. $last) {
+    unlink(substituted($logfile, $id), $array ? "$queue_dir/$qname-$id.out" : "$queue_dir/$qname.out");
+}
 open(my $submit, '-|', @sbatch) or fail("cannot run sbatch: $!");
 my $reply = join '', <$submit>;
 close($submit) or fail("sbatch failed (exit status " . ($? >> 8) . "): $sbatch_line\n$reply");
@@ -211,14 +223,39 @@ for my $sig (qw(INT TERM HUP)) {
         exit 1;
     };
 }
+# Pending reasons that no wait cures: the job asks for more than its partition, account or QOS can ever give.
+my $never = qr/^(PartitionConfig|PartitionTimeLimit|PartitionNodeLimit|BadConstraints|InvalidAccount|InvalidQOS|
+    QOSMaxWallDurationPerJobLimit|QOSMaxCpuPerJobLimit|QOSMaxMemoryPerJob|QOSMaxGRESPerJob|AssocMaxWallDurationPerJobLimit|
+    AssocMaxCpuPerJobLimit|ReqNodeNotAvail,\s*UnavailableNodes:$|DependencyNeverSatisfied)/x;
+sub states {  # task id ("" for a single job) -> [state, reason], from squeue; -t all lists ended jobs too
+    my ($all) = @_;
+    my $out = `squeue --noheader --array --jobs=$job_id @{[$all ? '-t all' : '']} --format='%K|%T|%r' 2>&1`;
+    return (undef) if $? != 0 && $out !~ /Invalid job id/i;
+    my %state;
+    for (split /\n/, $out) {
+        my ($task, $state, $reason) = split /\|/, $_, 3;
+        next unless defined $reason;
+        $task = '' if $task eq 'N/A';
+        $state{$task} = [$state, $reason];
+    }
+    return \%state;
+}
 my $delay = 1;
 while (1) {
-    my $queued = `squeue --noheader --jobs=$job_id --format=%i 2>&1`;
-    # Once Slurm has purged a finished job, squeue calls its id invalid: that means done as well.
-    last if ($? == 0 && $queued !~ /\S/) || $queued =~ /Invalid job id/i;
+    my $queued = states(0);
+    if (defined $queued) {
+        last unless %$queued;  # none pending or running (a purged job is an invalid id: done as well)
+        my @stuck = grep { $_->[0] eq 'PENDING' && $_->[1] =~ $never } values %$queued;
+        if (@stuck) {
+            system('scancel', $job_id);
+            fail("Slurm job $job_id can never start ($stuck[0][1]): it asks for more than the partition allows; "
+                . "cancelled. The request: $sbatch_line");
+        }
+    }
     sleep $delay;
-    $delay = $delay * 2 > 30 ? 30 : $delay * 2;
+    $delay = $delay * 2 > 10 ? 10 : $delay * 2;
 }
+my $final = states(1) || {};
 
 sub exit_code {
     my ($log) = @_;
@@ -233,14 +270,19 @@ my @failed;
 for my $id ($first .. $last) {
     my $log = substituted($logfile, $id);
     my $code = exit_code($log);
-    # Shared file systems can show the last lines of a log late.
-    for (my $waited = 0; !defined $code && $waited < 60; $waited += 5) {
+    my ($state, $reason) = @{$final->{$array ? $id : ''} // ['UNKNOWN', '']};
+    # Shared file systems can show the last lines of a log late; a job Slurm killed will write none.
+    my $killed = $state =~ /^(CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL|PREEMPTED|BOOT_FAIL|DEADLINE)/;
+    for (my $waited = 0; !defined $code && !$killed && $waited < 60; $waited += 5) {
         sleep 5;
         $code = exit_code($log);
     }
     if (!defined $code) {
-        my $out = $array ? "$queue_dir/$name-$id.out" : "$queue_dir/$name.out";
-        print STDERR "slurm.pl: job $id left no '# Ended' line in $log; Slurm's output is in $out\n";
+        my $out = $array ? "$queue_dir/$qname-$id.out" : "$queue_dir/$qname.out";
+        my $why = $state eq 'UNKNOWN' ? '' : " (Slurm: $state" . ($reason =~ /\S/ && $reason ne 'None' ? ", $reason" : '') . ")";
+        my $tail = -s $out ? `tail -n 3 '$out'` : '';
+        $tail =~ s/^/    /mg;
+        print STDERR "slurm.pl: job $id left no '# Ended' line in $log$why; Slurm's output is in $out\n$tail";
     }
     push @failed, $id if !defined $code || $code != 0;
 }

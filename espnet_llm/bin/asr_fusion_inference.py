@@ -292,9 +292,14 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
     logging.basicConfig(level=args.log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    from espnet_llm.exp_dir import DirBusy, clear_done, exclusive, mark_done, weights_only_torch_load
+
     try:
-        inference(args)
-    except (ValueError, FileNotFoundError) as e:
+        with exclusive(args.output_dir, "decoding"), weights_only_torch_load():
+            clear_done(args.output_dir)
+            inference(args)
+            mark_done(args.output_dir)
+    except (ValueError, FileNotFoundError, DirBusy) as e:
         logging.error(str(e))
         sys.exit(1)
 

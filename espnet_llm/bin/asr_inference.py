@@ -12,9 +12,13 @@ Usage:
     am = Speech2TextAM.from_pretrained("egs/an4/asr1/exp/asr_conformer/packed.zip", beam_size=10, ctc_weight=0.3)
     am.transcribe("speech.flac")
 
-This is `espnet2.bin.asr_inference.main` unchanged (the beam size, ctc_weight, lm_weight and penalty come
-from the decode YAML); the recipe splits the test set over `--nj` jobs and merges `1best_recog/text`.
+This is `espnet2.bin.asr_inference.main` (the beam size, ctc_weight, lm_weight and penalty come from the decode
+YAML) inside the project's guards (espnet_llm.exp_dir): one decoder per output dir, model files loaded as weights
+only, `<output_dir>/.done` written after the last output. The recipe splits the test set over `--nj` jobs and
+merges the `1best_recog/` files of the splits that are done.
 """
+import sys
+
 from espnet_llm.bin import help_or_args
 
 
@@ -30,7 +34,20 @@ def main(cmd=None) -> None:
     cmd = help_or_args(__doc__, cmd, "those of ESPnet's espnet2.bin.asr_inference", print_config=False)
     from espnet2.bin.asr_inference import main as espnet_main
 
-    espnet_main(cmd)
+    from espnet_llm.exp_dir import DirBusy, clear_done, exclusive, mark_done, weights_only_torch_load
+
+    output_dir = next((a.split("=", 1)[1] if "=" in a else cmd[i + 1] for i, a in enumerate(cmd)
+                       if a.split("=", 1)[0] == "--output_dir" and ("=" in a or i + 1 < len(cmd))), None)
+    if output_dir is None:
+        espnet_main(cmd)  # ESPnet's parser names the missing option
+        return
+    try:
+        with exclusive(output_dir, "decoding"), weights_only_torch_load():
+            clear_done(output_dir)
+            espnet_main(cmd)
+            mark_done(output_dir)
+    except DirBusy as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ Usage:
 This is `espnet2.tasks.asr.ASRTask.main` unchanged: options, checkpoints, resume, model averaging and
 DDP are ESPnet's; it also adds the wall time and peak memory of the run to `<output_dir>/meta.json`. The recipe (egs/TEMPLATE/asr1/llm_asr.sh, stages 5-6) writes these commands for you.
 """
+import sys
+
 from espnet_llm.bin import help_or_args
 
 
@@ -26,15 +28,28 @@ def main(cmd=None) -> None:
     cmd = help_or_args(__doc__, cmd, "those of ESPnet's ASRTask (espnet2.bin.asr_train)")
     from espnet2.tasks.asr import ASRTask
 
+    from espnet_llm.exp_dir import DirBusy, guarded_training
     from espnet_llm.runinfo import record_run
 
     args = ASRTask.get_parser().parse_args(cmd)
+    if not args.print_config:
+        from espnet_llm.config_check import ConfigError, check_nested_confs
+
+        try:
+            check_nested_confs(ASRTask, args)
+        except ConfigError as e:
+            sys.exit(f"error: {e}")
     if args.collect_stats or args.print_config or args.output_dir is None:
         ASRTask.main(args=args)
         return
-    with record_run(args.output_dir, "train", encoder=args.encoder, decoder=args.decoder,
-                    ctc_weight=(args.model_conf or {}).get("ctc_weight"), max_epoch=args.max_epoch):
-        ASRTask.main(args=args)
+    try:
+        with guarded_training(args.output_dir, "AM training"), record_run(
+            args.output_dir, "train", encoder=args.encoder, decoder=args.decoder,
+            ctc_weight=(args.model_conf or {}).get("ctc_weight"), max_epoch=args.max_epoch,
+        ):
+            ASRTask.main(args=args)
+    except DirBusy as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Usage:
     python -m espnet_llm.bin.datadir_tool split data/train 4                  # -> data/train/split4/{1..4}
     python -m espnet_llm.bin.datadir_tool split --per-spk data/train 4
     python -m espnet_llm.bin.datadir_tool utt2spk_to_spk2utt data/train/utt2spk > data/train/spk2utt
+    python -m espnet_llm.bin.datadir_tool resample --fs 16000 data/mine data/mine_16k   # 16 kHz mono FLAC
 
 Exit status 0 on success; 1 with the problem on stderr when the data dir is invalid or the operation fails.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from espnet_llm import datadir
+from espnet_llm.audio import AudioError
 from espnet_llm.datadir import DataDirError
 
 SCRIPT_NAMES = {
@@ -32,6 +34,7 @@ SCRIPT_NAMES = {
     "combine": "combine_data.sh",
     "split": "split_data.sh",
     "utt2spk_to_spk2utt": "utt2spk_to_spk2utt.sh",
+    "resample": "datadir_tool resample",
 }
 
 
@@ -75,6 +78,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--per-utt", dest="per_spk", action="store_false", help="split by utterance (the default)")
     p.add_argument("data_dir", type=Path)
     p.add_argument("nj", type=int)
+
+    p = add("resample", "Copy <src> to <dst> with every recording at --fs Hz, mono (FLAC under <dst>/audio/).")
+    p.add_argument("--fs", type=int, default=16000, help="sample rate of the copies")
+    p.add_argument("src", type=Path)
+    p.add_argument("dst", type=Path)
 
     p = add("utt2spk_to_spk2utt", "Print the spk2utt of an utt2spk file (or of stdin).")
     p.add_argument("utt2spk", nargs="?", type=Path)
@@ -130,11 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.verb == "split":
             parts = datadir.split(args.data_dir, args.nj, by_speaker=args.per_spk)
             print(f"{prog}: {args.data_dir} -> {parts[0].parent}/{{1..{len(parts)}}}", file=sys.stderr)
+        elif args.verb == "resample":
+            count = datadir.resample(args.src, args.dst, args.fs)
+            print(f"{prog}: {count} recording(s) of {args.src} at {args.fs} Hz in {args.dst}", file=sys.stderr)
         elif args.verb == "utt2spk_to_spk2utt":
             source = args.utt2spk if args.utt2spk is not None else Path("/dev/stdin")
             spk2utt = datadir.utt2spk_to_spk2utt(datadir.read_table(source))
             sys.stdout.write("".join(f"{spk} {' '.join(utts)}\n" for spk, utts in spk2utt.items()))
-    except DataDirError as err:
+    except (DataDirError, AudioError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -83,12 +83,23 @@ def audio_seconds(speech_lengths, speech, fs: int) -> float:
     return float(speech_lengths.sum()) * FEATS_FRAME_SHIFT_MS / 1000.0
 
 
+def check_raw_audio(triples, spec, key_file=None) -> None:
+    """The `sound` inputs must be at the model's rate, mono: ESPnet's loader drops the rate (AudioError if not)."""
+    from espnet_llm.audio import check_sample_rates
+    from espnet_llm.datadir import read_table
+
+    keys = set(read_table(key_file)) if key_file else None
+    for path, _, kind in triples:
+        if kind == "sound":
+            check_sample_rates(path, spec.fs, keys)
+
+
 def inference(args: argparse.Namespace) -> None:
     import torch
     from espnet2.fileio.datadir_writer import DatadirWriter
 
     from espnet_llm.decode.guards import word_error_rate
-    from espnet_llm.inference import Speech2TextLLM
+    from espnet_llm.inference import Speech2TextLLM, speech_input
     from espnet_llm.tasks.llm_asr import LLMASRTask
 
     device = "cuda" if args.ngpu > 0 else "cpu"
@@ -112,6 +123,7 @@ def inference(args: argparse.Namespace) -> None:
         drop_forced_ends=args.drop_forced_ends,
     )
     train_args = speech2text.train_args
+    check_raw_audio(args.data_path_and_name_and_type, speech_input(train_args), args.key_file)
     batch_size = args.batch_size if speech2text.use_greedy else 1
     loader = LLMASRTask.build_streaming_iterator(
         args.data_path_and_name_and_type,
@@ -213,9 +225,15 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=args.log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     if args.exp_dir is None and args.asr_model_file is None:
         sys.exit("give --exp_dir, or --asr_train_config and --asr_model_file")
+    from espnet_llm.audio import AudioError
+    from espnet_llm.exp_dir import DirBusy, clear_done, exclusive, mark_done, weights_only_torch_load
+
     try:
-        inference(args)
-    except (ValueError, FileNotFoundError) as e:
+        with exclusive(args.output_dir, "decoding"), weights_only_torch_load():
+            clear_done(args.output_dir)
+            inference(args)
+            mark_done(args.output_dir)
+    except (ValueError, FileNotFoundError, DirBusy, AudioError) as e:
         logging.error(str(e))
         sys.exit(1)
 

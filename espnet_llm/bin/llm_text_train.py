@@ -38,13 +38,14 @@ IGNORE = -100
 
 def read_kaldi_text(paths: Sequence[str]) -> List[str]:
     """The transcripts (without utterance ids) of Kaldi `text` files; empty transcripts are skipped."""
+    from espnet_llm.datadir import text_lines
+
     texts = []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                parts = line.strip().split(maxsplit=1)
-                if len(parts) == 2:
-                    texts.append(" ".join(parts[1].split()))
+        for _, line in text_lines(path):  # errors name the file and line of bytes that are not UTF-8
+            parts = line.strip().split(maxsplit=1)
+            if len(parts) == 2:
+                texts.append(" ".join(parts[1].split()))
     if not texts:
         raise ValueError(f"no transcripts in {', '.join(paths)}")
     return texts

@@ -39,16 +39,24 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = get_parser().parse_args(argv)
-    utt2spk = read_utt2spk(args.utt2spk) if args.utt2spk else None
-    for unit in args.units:
-        out = args.out_dir / SCORE_DIRS[unit]
-        result = score(args.ref, args.hyp, out, unit=unit, normalize=args.normalize,
-                       remove_punct=args.remove_punct, utt2spk=utt2spk)
-        counts = result["counts"]
-        print(f"{'WER' if unit == 'word' else 'CER'} {result['Err']:.1f}% "
-              f"[Snt {result['Snt']}, {unit}s {result['Wrd']}: sub {counts['Sub']}, del {counts['Del']}, "
-              f"ins {counts['Ins']}] -> {out / 'result.txt'}")
+    try:
+        utt2spk = read_utt2spk(args.utt2spk) if args.utt2spk else None
+        for unit in args.units:
+            out = args.out_dir / SCORE_DIRS[unit]
+            result = score(args.ref, args.hyp, out, unit=unit, normalize=args.normalize,
+                           remove_punct=args.remove_punct, utt2spk=utt2spk)
+            _report(unit, result, out)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"wer_score: error: {e}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _report(unit, result, out) -> None:
+    counts = result["counts"]
+    print(f"{'WER' if unit == 'word' else 'CER'} {result['Err']:.1f}% "
+          f"[Snt {result['Snt']}, {unit}s {result['Wrd']}: sub {counts['Sub']}, del {counts['Del']}, "
+          f"ins {counts['Ins']}] -> {out / 'result.txt'}")
 
 
 if __name__ == "__main__":

@@ -90,3 +90,31 @@ def test_shell_wrapper_help_names_the_script():
     result = run_script("subset_data_dir.sh", "--help")
     assert result.returncode == 0
     assert result.stdout.startswith("usage: subset_data_dir.sh [-h] [--first | --last | --shuffle] [--seed SEED]")
+
+
+def test_resample_writes_16k_mono_flac_copies_and_resumes(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    src = make_dir(tmp_path, utts=["a-1", "a-2"])
+    t = np.arange(8000) / 8000
+    sf.write(tmp_path / "a-1.wav", np.sin(2 * np.pi * 440 * t).astype(np.float32) * 0.5, 8000)
+    stereo = np.stack([np.sin(2 * np.pi * 300 * np.arange(44100) / 44100)] * 2, axis=1).astype(np.float32) * 0.5
+    sf.write(tmp_path / "a-2.wav", stereo, 44100)
+    (src / "wav.scp").write_text(f"a-1 {tmp_path / 'a-1.wav'}\na-2 {tmp_path / 'a-2.wav'}\n")
+    assert main(["resample", "--fs", "16000", str(src), str(tmp_path / "out")]) == 0
+    assert "2 recording(s)" in capsys.readouterr().err
+    out = tmp_path / "out"
+    scp = datadir.read_table(out / "wav.scp")
+    for rec, seconds in (("a-1", 1.0), ("a-2", 1.0)):
+        info = sf.info(scp[rec])
+        assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")
+        assert abs(info.frames / 16000 - seconds) < 1e-3
+    assert (out / "text").read_text() == (src / "text").read_text()
+    datadir.validate(out)
+    first = Path(scp["a-1"]).stat().st_mtime_ns
+    assert main(["resample", str(src), str(out)]) == 0  # a rerun keeps what is written
+    assert Path(scp["a-1"]).stat().st_mtime_ns == first
+    (src / "wav.scp").write_text(f"a-1 {tmp_path / 'missing.wav'}\na-2 {tmp_path / 'a-2.wav'}\n")
+    assert main(["resample", str(src), str(tmp_path / "out2")]) == 1
+    assert f"error: utterance a-1: audio file {tmp_path / 'missing.wav'} does not exist" in capsys.readouterr().err

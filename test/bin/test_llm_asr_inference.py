@@ -185,3 +185,50 @@ def test_ctc_caps_the_length_bound(exp_dir):
     """CTC cannot emit more labels than encoder frames (and ESPnet's CTC prefix scorer fails beyond them)."""
     assert Speech2TextLLM.from_pretrained(exp_dir).length_bounds(14)[0] == 17
     assert Speech2TextLLM.from_pretrained(exp_dir, beam_size=2, ctc_weight=0.3).length_bounds(14)[0] == 14
+
+
+def test_cli_marks_its_output_done_and_refuses_a_second_decoder_into_it(exp_dir, tmp_path, caplog):
+    from espnet_llm.exp_dir import exclusive, is_done
+
+    scp = write_npy_scp(tmp_path, utterances(lengths=(40, 50)))
+    out = tmp_path / "output.1"
+    cmd = ["--exp_dir", str(exp_dir), "--data_path_and_name_and_type", f"{scp},speech,npy", "--output_dir", str(out)]
+    main(cmd)
+    assert is_done(out)
+    text = (out / "1best_recog" / "text").read_bytes()
+    with exclusive(out, "decoding"), caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stop:
+        main(cmd)  # as a second decode job into the same dir would
+    assert stop.value.code == 1 and f"{out} is in use by pid" in caplog.text
+    assert (out / "1best_recog" / "text").read_bytes() == text and is_done(out)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("speech.wav", "for the file speech.wav use transcribe"),
+    (np.zeros((0, FEAT_DIM), np.float32), "empty input"),
+    (np.full((30, FEAT_DIM), np.nan, np.float32), "NaN or infinite"),
+    (np.zeros(16000, np.float32), f"reads fbank features \\(Frames, {FEAT_DIM}\\), got shape \\(16000,\\)"),
+    (np.zeros((30, 80), np.float32), f"reads fbank features \\(Frames, {FEAT_DIM}\\), got shape \\(30, 80\\)"),
+])
+def test_call_refuses_inputs_that_would_decode_garbage(exp_dir, bad, message):
+    s2t = Speech2TextLLM.from_pretrained(exp_dir)
+    with pytest.raises(ValueError, match=message):
+        s2t(bad)
+
+
+def test_raw_audio_at_another_rate_is_refused_naming_the_utterance(tmp_path):
+    import soundfile as sf
+
+    from espnet_llm.audio import AudioError
+    from espnet_llm.bin.llm_asr_inference import check_raw_audio
+    from espnet_llm.inference import SpeechInput
+
+    for key, fs in (("utt-a", 16000), ("utt-b", 8000), ("utt-c", 44100)):
+        sf.write(tmp_path / f"{key}.wav", np.zeros(fs // 10, np.float32), fs)
+    (tmp_path / "wav.scp").write_text("".join(f"{k} {tmp_path / k}.wav\n" for k in ("utt-a", "utt-b", "utt-c")))
+    triples = [(str(tmp_path / "wav.scp"), "speech", "sound")]
+    with pytest.raises(AudioError, match=r"2 recording\(s\) are not 16000 Hz mono .*utt-b \(.*utt-b.wav: 8000 Hz, 1 "
+                                         r"channel\(s\)\); utt-c .*44100 Hz.*datadir_tool resample --fs 16000"):
+        check_raw_audio(triples, SpeechInput("raw", 16000))
+    (tmp_path / "keys").write_text("utt-a utt-a\n")
+    check_raw_audio(triples, SpeechInput("raw", 16000), str(tmp_path / "keys"))  # only utt-a: fine
+    check_raw_audio([(str(tmp_path / "feats.scp"), "speech", "kaldi_ark")], SpeechInput("raw", 16000))  # not audio

@@ -32,6 +32,14 @@ def test_read_kaldi_text_and_collate(tmp_path):
     assert batch["labels"].tolist() == [[-100, 5, 6, 0], [-100, 7, 0, -100]]
 
 
+def test_text_that_is_not_utf8_is_named_with_file_and_line(tmp_path):
+    from espnet_llm.datadir import DataDirError
+
+    (tmp_path / "text").write_bytes("u1 HELLO\nu2 CAF\xc9 NOIR\n".encode("latin-1"))
+    with pytest.raises(DataDirError, match=f"{tmp_path / 'text'} line 2: not valid UTF-8 \\(byte 0xc9 at column 7\\)"):
+        read_kaldi_text([str(tmp_path / "text")])
+
+
 def test_lora_on_llm_tokens_lowers_the_loss_and_saves_a_loadable_model(tiny_llm_dir, text_file, tmp_path):
     out = tmp_path / "llm_text"
     main(["--llm", str(tiny_llm_dir), "--text", str(text_file), "--out_dir", str(out), "--max_steps", "12",

@@ -47,12 +47,26 @@ def test_wer_score_cli_writes_score_wer_and_score_cer(tmp_path):
     assert cer["missing_hyp"] == ["u3"]
 
 
-def test_wer_score_unknown_hyp_ids_fail(tmp_path):
+def test_wer_score_unknown_hyp_ids_fail(tmp_path, capsys):
     (tmp_path / "ref").write_text(REF)
     (tmp_path / "hyp").write_text(HYP + "zz9 EXTRA\n")
-    with pytest.raises(ValueError, match="1 hypothesis ids are not in the reference: zz9"):
-        wer_score.main(["--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "hyp"),
-                        "--out_dir", str(tmp_path / "out"), "--units", "word"])
+    assert wer_score.main(["--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "hyp"),
+                           "--out_dir", str(tmp_path / "out"), "--units", "word"]) == 1
+    assert "wer_score: error: 1 hypothesis ids are not in the reference: zz9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("which", ["ref", "hyp"])
+def test_wer_score_names_file_and_line_of_bytes_that_are_not_utf8(tmp_path, capsys, which):
+    (tmp_path / "ref").write_text(REF)
+    (tmp_path / "hyp").write_text(HYP)
+    with open(tmp_path / which, "ab") as f:
+        f.write(b"u9 CAF\xc9\n")  # Latin-1
+    lines = len((tmp_path / which).read_bytes().splitlines())
+    assert wer_score.main(["--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "hyp"),
+                           "--out_dir", str(tmp_path / "out"), "--units", "word"]) == 1
+    assert (f"wer_score: error: {tmp_path / which} line {lines}: not valid UTF-8 (byte 0xc9 at column 7)"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
 
 
 def test_wer_score_remove_punct_and_case(tmp_path, capsys):

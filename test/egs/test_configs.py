@@ -75,13 +75,19 @@ def test_task_parser_takes_it(config, tmp_path):
     if name.startswith("train_llm_asr"):
         from espnet_llm.tasks.llm_asr import LLMASRTask
 
+        from espnet_llm.config_check import check_nested_confs
+
         args = LLMASRTask.get_parser().parse_args(["--config", str(config)])
         assert args.llm_conf and args.projector
+        check_nested_confs(LLMASRTask, args, skip={"model_conf": ("prompt",)})  # encoder_conf, optim_conf, ...
     elif name.startswith("train_asr"):
         from espnet2.tasks.asr import ASRTask
 
+        from espnet_llm.config_check import check_nested_confs
+
         args = ASRTask.get_parser().parse_args(["--config", str(config)])
         assert args.encoder and args.max_epoch >= 1
+        check_nested_confs(ASRTask, args)
     elif name.startswith("decode_llm"):
         from espnet_llm.bin.llm_asr_inference import get_parser
 

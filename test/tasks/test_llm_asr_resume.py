@@ -121,3 +121,28 @@ def test_checkpoint_needs_exactly_the_reporter_types_under_weights_only(tiny_llm
         states = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
     assert sorted(states) == ["model", "optimizers", "reporter", "scaler", "schedulers"]
     assert states["reporter"]["epoch"] == 1 and states["optimizers"][0]["param_groups"][0]["lr"] == 0.002
+
+
+def test_entry_point_resumes_past_a_truncated_checkpoint_from_the_newest_epoch_file(tiny_llm_dir, data_dir, tmp_path,
+                                                                                    caplog):
+    from espnet_llm.bin.llm_asr_train import main as train_main
+
+    import logging
+
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "exp"
+    short = ["--num_iters_per_epoch", "2"]
+    train_main(train_args(tiny_llm_dir, data_dir, out, max_epoch=2) + short)
+    (out / "train.log").write_text(caplog.text)  # what run.pl makes of the trainer's output
+    assert (out / "checkpoint.pth.prev").is_file()  # the entry point saves atomically, keeping the one before
+    data = (out / "checkpoint.pth").read_bytes()
+    (out / "checkpoint.pth").write_bytes(data[: len(data) // 3])  # as a kill during ESPnet's in-place save left it
+    (out / "checkpoint.pth.prev").unlink()
+    epoch1 = (out / "1epoch.pth").read_bytes()
+    train_main(train_args(tiny_llm_dir, data_dir, out, max_epoch=3) + short)
+    assert "resuming after epoch 2 from 2epoch.pth with a fresh optimizer and scheduler state" in caplog.text
+    assert (out / "checkpoint.pth.corrupt").read_bytes() == data[: len(data) // 3]
+    with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
+        states = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=True)
+    assert states["reporter"]["epoch"] == 3 and sorted(states["reporter"]["stats"]) == [1, 2, 3]
+    assert (out / "1epoch.pth").read_bytes() == epoch1 and (out / "3epoch.pth").is_file()

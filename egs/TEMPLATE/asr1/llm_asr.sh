@@ -113,6 +113,7 @@ SECONDS=0
 . ./path.sh
 # shellcheck disable=SC1091
 . ./cmd.sh
+cuda_cmd=${cuda_cmd:-${train_cmd}}  # a cmd.sh without cuda_cmd: training goes through train_cmd
 
 if ! [[ ${stage} =~ ^[0-9]+$ && ${stop_stage} =~ ^[0-9]+$ ]] || [ "${stage}" -lt 1 ] || [ "${stop_stage}" -gt 14 ] \
    || [ "${stage}" -gt "${stop_stage}" ]; then
@@ -181,6 +182,10 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
       utils/subset_data_dir.sh --first "data/${s}" "${n}" "data/${s}${suffix}"
     done
   fi
+  # Kaldi's rules (sorted, unique ids, UTF-8, no empty transcript), before anything trains or scores on them
+  for s in $(printf '%s\n' "${train_set}" "${valid_set}" ${test_sets} ${llm_test_sets} ${llm_train_extra_sets} | sort -u); do
+    utils/validate_data_dir.sh --no-feats "data/${s}"
+  done
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ] && [ -n "${speed_perturb_factors}" ]; then
@@ -232,8 +237,9 @@ fi
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${asr_config}" ]; then
   log "Stage 6: AM training: ${asr_config} -> ${asr_exp} (log: ${asr_exp}/train.log)"
   mkdir -p "${asr_exp}"; echo "${run_args} --stage 6 --stop_stage 6" > "${asr_exp}/command.txt"
+  same_data_or_stop "${asr_exp}" "data/${train_feats_set}" "data/${valid_set}"
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${asr_exp}/train.log" \
+  OMP_NUM_THREADS=${nthreads} ${cuda_cmd} --gpu "${ngpu}" --num-threads "${nthreads}" "${asr_exp}/train.log" \
     ${python} -m espnet_llm.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" "${token_opts[@]}" \
       "${data_opts[@]}" --train_shape_file "${stats_dir}/train/speech_shape" \
       --valid_shape_file "${stats_dir}/valid/speech_shape" --input_size 80 \
@@ -260,10 +266,22 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${fusion_inference
   fi
 fi
 
+same_data_or_stop() {  # <exp dir> <data dirs...>: a rerun into a trained exp dir must see the data it was trained on
+  local _exp=$1 _sum; shift
+  _sum=$(for d in "$@"; do cat "${d}/text" "${d}/wav.scp"; done | md5sum | cut -d' ' -f1)
+  if [ -f "${_exp}/data.md5" ] && [ "$(cat "${_exp}/data.md5")" != "${_sum}" ] && [ -f "${_exp}/checkpoint.pth" ]; then
+    log "Error: the training data ($*) changed since ${_exp} was trained (its data.md5): a rerun would resume the" \
+      "old model. Delete ${_exp}, or name a new one (--asr_tag / --llm_asr_tag)"
+    exit 1
+  fi
+  echo "${_sum}" > "${_exp}/data.md5"
+}
+
 train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM training (ESPnet --resume)
   local _conf=$1 _exp=$2 _init=${3:-} opts=() inits=()
   log "Stage 9: LLM adaptation: ${_conf} + ${llm_dir}${_init:+ + ${_init}} -> ${_exp} (log: ${_exp}/train.log)"
   mkdir -p "${_exp}"; echo "${run_args} --stage 9 --stop_stage 9" > "${_exp}/command.txt"
+  same_data_or_stop "${_exp}" "data/${llm_train_set}" "data/${valid_set}"
   # ESPnet's --init_param takes a list (a second --init_param would replace the first); later entries win
   # A whole model (no :keys) from an exp dir with a CTC vocabulary keeps its head: the new vocabulary keeps its ids
   local _old_vocab=""
@@ -290,7 +308,7 @@ train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM 
   [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
   [ "${llm_input}" = raw ] && opts+=(--encoder_conf model_dir="${whisper_dir}")
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=${nthreads} ${train_cmd} --num-threads "${nthreads}" "${_exp}/train.log" \
+  OMP_NUM_THREADS=${nthreads} ${cuda_cmd} --gpu "${ngpu}" --num-threads "${nthreads}" "${_exp}/train.log" \
     ${python} -m espnet_llm.bin.llm_asr_train --config "${_conf}" --ngpu "${ngpu}" \
       --train_data_path_and_name_and_type "$(speech_spec "${llm_train_set}" "${llm_input}")" \
       --train_data_path_and_name_and_type "data/${llm_train_set}/text,text,text" \
@@ -321,11 +339,10 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
     mkdir -p "${_dir}/logdir"; echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
     utils/split_data.sh "data/${dset}" "${inference_nj}"
-    _todo=()  # a rerun decodes only the splits whose 1-best is missing, cut short or older than the model
+    _todo=()  # a rerun decodes only the splits not done (the decoder writes .done last) or older than the model
     for n in $(seq "${inference_nj}"); do
-      _f=${_dir}/logdir/output.${n}/1best_recog/text
-      [ -f "${_f}" ] && [ "${_f}" -nt "${_exp}/${_model}" ] \
-        && [ "$(wc -l < "${_f}")" = "$(wc -l < "data/${dset}/split${inference_nj}/${n}/utt2spk")" ] || _todo+=("${n}")
+      _f=${_dir}/logdir/output.${n}/.done
+      [ -f "${_f}" ] && [ "${_f}" -nt "${_exp}/${_model}" ] || _todo+=("${n}")
     done
     if [ "${#_todo[@]}" = "${inference_nj}" ]; then _ranges=("1:${inference_nj}"); else _ranges=(); for n in "${_todo[@]}"; do _ranges+=("${n}:${n}"); done; fi
     _pids=()
@@ -338,9 +355,13 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
       _pids+=($!)
     done
     for _pid in "${_pids[@]}"; do wait "${_pid}"; done
-    for _f in text ctc_disagreement score_terms; do  # per-utterance outputs; the last two only some decoders write
-      [ -f "${_dir}/logdir/output.1/1best_recog/${_f}" ] || continue
-      for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/${_f}"; done | sort > "${_dir}/${_f}"
+    for n in $(seq "${inference_nj}"); do
+      [ -f "${_dir}/logdir/output.${n}/.done" ] || { log "Error: split ${n} is not done: see ${_dir}/logdir/decode.${n}.log"; exit 1; }
+    done
+    for _f in ctc_disagreement score_terms text; do  # per-utterance outputs (the first two only some decoders write);
+      [ -f "${_dir}/logdir/output.1/1best_recog/${_f}" ] || continue  # text last: its presence means the merge is whole
+      for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/${_f}"; done | sort > "${_dir}/.${_f}.tmp"
+      mv "${_dir}/.${_f}.tmp" "${_dir}/${_f}"
     done
   done
 }
