@@ -45,6 +45,7 @@ install_system_tools() {
   install_apt flite flite "${tts}"
   install_apt /usr/share/festival/voices/us/cmu_us_slt_arctic_hts \
     "festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k" "${tts}"
+  install_apt slurmctld "slurm-wlm munge" "the tests of utils/slurm.pl against a real one-node Slurm"
 }
 
 install_shellcheck() {

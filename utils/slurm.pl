@@ -207,9 +207,20 @@ if ($dry_run) {
 }
 
 # ---------------------------------------------------------------- submit, wait, check the logs
-# Logs of an earlier run would make a job that never ran look finished: remove them first (as Kaldi does).
+# A log of an earlier run would make a job that never ran look finished: move it aside first, as run.pl does
+# (x.log -> x.1.log -> x.2.log: a resumed training keeps its earlier logs), and remove Slurm's old output.
+sub rotate {
+    my ($path) = @_;
+    return unless -e $path;
+    my $stem = $path =~ s/\.log$//r;
+    my $n = 1;
+    $n++ while -e "$stem.$n.log";
+    for (my $i = $n; $i > 1; $i--) { rename("$stem." . ($i - 1) . ".log", "$stem.$i.log") or fail("cannot rotate $path: $!") }
+    rename($path, "$stem.1.log") or fail("cannot rotate $path: $!");
+}
 for my $id ($first .. $last) {
-    unlink(substituted($logfile, $id), $array ? "$queue_dir/$qname-$id.out" : "$queue_dir/$qname.out");
+    rotate(substituted($logfile, $id));
+    unlink($array ? "$queue_dir/$qname-$id.out" : "$queue_dir/$qname.out");
 }
 open(my $submit, '-|', @sbatch) or fail("cannot run sbatch: $!");
 my $reply = join '', <$submit>;

@@ -143,15 +143,15 @@ def test_slurm_pl_dry_run_builds_the_sbatch_command_and_script(tmp_path):
     q = tmp_path / "exp/log/q"
     assert result.stderr == (
         f"slurm.pl: dry run: would run: sbatch --gres=gpu:1 --mem=4G --cpus-per-task=2 --job-name=decode --parsable "
-        f"--chdir={tmp_path} --array=1-3%2 --output={q}/decode-%a.out {q}/decode.sh\n")
+        f"--chdir={tmp_path} --array=1-3%2 --output={q}/decode.1-3-%a.out {q}/decode.1-3.sh\n")
     script = result.stdout
-    assert script == (q / "decode.sh").read_text()
+    assert script == (q / "decode.1-3.sh").read_text()
     assert f"  2) log={tmp_path}/exp/log/decode.2.log; cmd='echo \"part 2\" ; test 2 -ne 2' ;;" in script.splitlines()
     assert not list((tmp_path / "exp/log").glob("decode.*.log"))
 
     # The script is what each Slurm array task runs; run tasks 1 and 2 as Slurm would.
     for task, code in (("1", 0), ("2", 1)):
-        done = run("bash", q / "decode.sh", cwd=tmp_path, env={"SLURM_ARRAY_TASK_ID": task, "SLURM_JOB_ID": "77"})
+        done = run("bash", q / "decode.1-3.sh", cwd=tmp_path, env={"SLURM_ARRAY_TASK_ID": task, "SLURM_JOB_ID": "77"})
         assert done.returncode == code
         log = (tmp_path / f"exp/log/decode.{task}.log").read_text().splitlines()
         assert log[0] == f'# echo "part {task}" ; test {task} -ne 2'

@@ -204,6 +204,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   for dset in $(echo "${train_feats_set} ${train_set} ${valid_set} ${test_sets} ${llm_test_sets} ${llm_train_set}" | tr ' ' '\n' | sort -u); do
     log "Stage 3: Features: data/${dset}/wav.scp -> ${dumpdir}/fbank/${dset}/feats.scp (${nj} jobs)"
     _out=${dumpdir}/fbank/${dset}
+    utils/validate_data_dir.sh --no-feats "data/${dset}"  # a data dir made or edited after stage 1 too
     utils/split_data.sh "data/${dset}" "${nj}"
     ${train_cmd} JOB=1:"${nj}" "${_out}/log/feats.JOB.log" \
       ${python} -m espnet_llm.bin.feats_extract --data_dir "data/${dset}/split${nj}/JOB" --out_dir "${_out}" --name feats.JOB
@@ -329,7 +330,7 @@ fi
 
 # Decoding (stages 10, 11): split the set over ${inference_nj} jobs, decode, merge 1best_recog/.
 decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module> <fbank|raw> <sets>
-  local _exp=$2 _conf=$3 _model=$4 _module=$5 _input=$6 _sets=$7 _tag _dir _f
+  local _exp=$2 _conf=$3 _model=$4 _module=$5 _input=$6 _sets=$7 _tag _dir _f _lock
   _tag=decode_$(basename "${_conf}" .yaml | sed 's/^decode_//')_$(basename "${_model}" .pth)
   for dset in ${_sets}; do
     _dir=${_exp}/${_tag}/${dset}
@@ -337,7 +338,13 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
       log "Stage $1: ${_dir}/text is complete and newer than the model: skipping (delete it to decode again)"; continue
     fi
     log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
-    mkdir -p "${_dir}/logdir"; echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
+    mkdir -p "${_dir}/logdir"
+    exec {_lock}>>"${_dir}/.lock"  # one run decodes a set at a time: a second one stops here, naming the first
+    if ! flock -n "${_lock}"; then
+      log "Error: ${_dir} is being decoded by another run ($(cat "${_dir}/.lock")): wait for it, then run again"; exit 1
+    fi
+    echo "pid $$ since $(date '+%Y-%m-%dT%H:%M:%S')" > "${_dir}/.lock"
+    echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
     utils/split_data.sh "data/${dset}" "${inference_nj}"
     _todo=()  # a rerun decodes only the splits not done (the decoder writes .done last) or older than the model
     for n in $(seq "${inference_nj}"); do
@@ -363,6 +370,7 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
       for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/${_f}"; done | sort > "${_dir}/.${_f}.tmp"
       mv "${_dir}/.${_f}.tmp" "${_dir}/${_f}"
     done
+    exec {_lock}>&-
   done
 }
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${asr_config}" ]; then
