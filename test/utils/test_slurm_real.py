@@ -126,3 +126,42 @@ def test_resources_reach_sbatch(cluster, tmp_path):
                    "scontrol show job $SLURM_JOB_ID | grep -o 'NumCPUs=[0-9]*\\|mem=[0-9]*M'", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert body(tmp_path / "log/res.log") == ["NumCPUs=2", "mem=200M"]
+
+
+AN4 = REPO.parent / "shared" / "data" / "an4"
+
+
+@pytest.mark.skipif(not (AN4 / "etc").is_dir(), reason=f"AN4 not found at {AN4}")
+def test_recipe_stages_1_to_3_through_slurm_give_run_pls_features(cluster, tmp_path):
+    import contextlib
+    import shutil
+
+    import kaldiio
+    import numpy as np
+
+    feats = {}
+    for backend in ("local", "slurm"):
+        root = tmp_path / backend
+        for part in ("utils", "tools", "espnet_llm"):
+            (root / part).parent.mkdir(parents=True, exist_ok=True)
+            (root / part).symlink_to(REPO / part)
+        shutil.copytree(REPO / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE")
+        shutil.copytree(REPO / "egs" / "an4" / "asr1", root / "egs" / "an4" / "asr1", symlinks=True,
+                        ignore=shutil.ignore_patterns("data", "dump", "exp", "RESULTS*.md"))
+        recipe = root / "egs" / "an4" / "asr1"
+        result = subprocess.run(
+            ["./run.sh", "--stage", "1", "--stop_stage", "3", "--subset", "6", "--test_sets", "test",
+             "--llm_test_sets", "test", "--speed_perturb_factors", "", "--nj", "2"],
+            cwd=recipe, capture_output=True, text=True, timeout=600,
+            env={**cluster.env, "cmd_backend": backend, "AN4_ROOT": str(AN4),
+                 "LIBRIVOX_ROOT": str(AN4.parent / "librivox-clips")})
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        with contextlib.chdir(recipe):  # feats.scp holds paths relative to the recipe
+            feats[backend] = {s: {k: v for k, v in kaldiio.load_scp(f"dump/fbank/{s}/feats.scp").items()}
+                              for s in ("train_sub6", "dev_sub6", "test_sub6")}
+        if backend == "slurm":
+            assert list((recipe / "dump/fbank/test_sub6/log/q").glob("feats.1-2.sh"))  # it went through Slurm
+    for s, local in feats["local"].items():
+        assert sorted(local) == sorted(feats["slurm"][s]) and len(local) == 6
+        for key, value in local.items():
+            np.testing.assert_array_equal(value, feats["slurm"][s][key])
