@@ -37,7 +37,7 @@ from espnet.nets.scorers.length_bonus import LengthBonus
 
 from espnet_llm.asr.llm import load_tokenizer
 from espnet_llm.audio import fbank, load_audio, waveform_from_array
-from espnet_llm.decode.greedy import greedy_search, max_output_length
+from espnet_llm.decode.greedy import DraftStats, greedy_search, max_output_length, speculative_greedy_search
 from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids
 from espnet_llm.decode.llm_scorer import LLMPrefixScorer
 from espnet_llm.decode.search import SettledBatchBeamSearch
@@ -189,6 +189,9 @@ class Speech2TextLLM(_Transcribe):
         text_case: "keep", "upper" or "lower" for the returned text (AN4 references are upper case).
         repeat_ngram, repeat_max: end a hypothesis whose last `repeat_ngram`-gram occurs more than `repeat_max`
             times (0: off).
+        speculative: greedy search verifying the CTC head's best path as a draft, `draft_window` tokens per LLM
+            forward (espnet_llm.decode.greedy.speculative_greedy_search): greedy's output, fewer LLM forwards.
+            Needs a CTC head; `draft_stats` sums what it did.
         device: torch device.
     """
 
@@ -208,6 +211,8 @@ class Speech2TextLLM(_Transcribe):
         repeat_ngram: int = 0,
         repeat_max: int = 2,
         drop_forced_ends: bool = True,
+        speculative: bool = False,
+        draft_window: int = 16,
         device: str = "cpu",
     ):
         if beam_size < 1 or nbest < 1 or nbest > beam_size:
@@ -232,6 +237,12 @@ class Speech2TextLLM(_Transcribe):
         self.max_positions = getattr(config, "max_position_embeddings", None)
 
         self.use_greedy = beam_size == 1 and ctc_weight == 0.0
+        if speculative and (not self.use_greedy or getattr(model, "ctc", None) is None):
+            raise ValueError("speculative decoding is greedy search (beam_size 1, ctc_weight 0) with a CTC head's draft")
+        if draft_window < 1:
+            raise ValueError(f"draft_window must be >= 1, got {draft_window}")
+        self.speculative, self.draft_window = speculative, draft_window
+        self.draft_stats = DraftStats(0, 0, 0, 0)
         self.llm_scorer = LLMPrefixScorer(model.llm)
         scorers = dict(decoder=self.llm_scorer, length_bonus=LengthBonus(self.n_vocab))
         weights = dict(decoder=1.0 - ctc_weight, length_bonus=penalty)
@@ -320,6 +331,17 @@ class Speech2TextLLM(_Transcribe):
                     f"tokens > max_position_embeddings {self.max_positions} (split the audio or lower maxlenratio)"
                 )
         ctc_texts = [self.ctc_text(enc) for enc in encs] if getattr(self.model, "ctc", None) is not None else None
+        if self.use_greedy and self.speculative:
+            drafts = [ctc_greedy_ids(self.model.ctc.log_softmax(enc[None])[0]) for enc in encs]
+            results, stats = speculative_greedy_search(
+                self.model.llm, prefixes, drafts, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],
+                repeat_stop=self.repeat_stop, window=self.draft_window,
+            )
+            self.draft_stats = DraftStats(*(a + b for a, b in zip(self.draft_stats, stats)))
+            return [
+                [self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
+                for r in results
+            ], ctc_texts
         if self.use_greedy:
             results = greedy_search(
                 self.model.llm, prefixes, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],

@@ -121,6 +121,8 @@ def inference(args: argparse.Namespace) -> None:
         repeat_ngram=args.repeat_ngram,
         repeat_max=args.repeat_max,
         drop_forced_ends=args.drop_forced_ends,
+        speculative=args.speculative,
+        draft_window=args.draft_window,
     )
     train_args = speech2text.train_args
     check_raw_audio(args.data_path_and_name_and_type, speech_input(train_args), args.key_file)
@@ -170,6 +172,10 @@ def inference(args: argparse.Namespace) -> None:
                 logging.info(f"{done} utterances, {elapsed:.1f} s, RTF {elapsed / max(seconds, 1e-9):.3f}")
                 next_log += args.log_interval
     elapsed = time.perf_counter() - start
+    if args.speculative:
+        d = speech2text.draft_stats
+        logging.info(f"speculative greedy: {d.accepted} of {d.proposed} draft tokens accepted "
+                     f"({d.accepted / max(d.proposed, 1):.1%}), {d.forwards} LLM forwards for {d.tokens} tokens")
     logging.info(f"done: {done} utterances, {seconds:.1f} s of audio in {elapsed:.1f} s, RTF {elapsed / max(seconds, 1e-9):.3f}")
 
 
@@ -211,6 +217,10 @@ def get_parser() -> argparse.ArgumentParser:
                        help="beam search: drop hypotheses ended by the length bound (EOS unscored) when any ended "
                             "on its own (espnet_llm.decode.search; false: ESPnet's behaviour)")
     group.add_argument("--text_case", default="keep", choices=TEXT_CASES, help="upper: score against AN4")
+    group.add_argument("--speculative", type=str2bool, default=False,
+                       help="greedy search verifying the CTC head's best path as a draft (same output, fewer LLM "
+                            "forwards; needs beam_size 1, ctc_weight 0 and a CTC head)")
+    group.add_argument("--draft_window", type=int, default=16, help="draft tokens verified per LLM forward")
 
     group = parser.add_argument_group("Hallucination guards")
     group.add_argument("--repeat_ngram", type=int, default=0, help="N of the repetition stop (0: off)")

@@ -115,3 +115,112 @@ def greedy_search(
         )
         next_pos = next_pos + 1
     return [GreedyResult(tokens[i], float(scores[i]), bool(ended[i])) for i in range(n)]
+
+
+class DraftStats(NamedTuple):
+    """What speculative decoding did: draft tokens proposed and accepted, LLM forwards after the prefill, tokens out."""
+
+    proposed: int
+    accepted: int
+    forwards: int
+    tokens: int
+
+
+def _greedy_choice(logp: torch.Tensor, tokens: List[int], min_len: int, eos: int,
+                   repeat_stop: Optional[Tuple[int, int]]) -> int:
+    """The token plain greedy search takes at this point (EOS barred before `min_len`, forced by `repeat_stop`)."""
+    if repeat_stop is not None and repeats_too_often(tokens, *repeat_stop):
+        return eos
+    if len(tokens) < min_len:
+        logp = logp.clone()
+        logp[eos] = float("-inf")
+    return int(logp.argmax())
+
+
+def _realign(draft: Sequence[int], at: int, token: int, look: int = 2) -> int:
+    """Where the draft goes on after the hypothesis took `token` where the draft has draft[at]: past the first
+    copy of `token` in draft[at: at + 1 + look] (the draft agrees, or had extra tokens), else past draft[at]
+    (a substitution)."""
+    for j in range(at, min(len(draft), at + 1 + look)):
+        if draft[j] == token:
+            return j + 1
+    return at + 1
+
+
+@torch.no_grad()
+def speculative_greedy_search(
+    llm: torch.nn.Module,
+    prefixes: Sequence[torch.Tensor],
+    drafts: Sequence[Sequence[int]],
+    max_lens: Sequence[int],
+    eos: int,
+    min_lens: Sequence[int] = None,
+    repeat_stop: Optional[Tuple[int, int]] = None,
+    window: int = 16,
+) -> Tuple[List[GreedyResult], DraftStats]:
+    """Greedy search that verifies a draft transcript (e.g. the CTC head's best path, in LLM token ids) instead of
+    taking one LLM step per token: the draft's next `window` tokens (then EOS) are run through the LLM in one
+    forward, the longest run of them that greedy search would choose is accepted, the first token it would choose
+    otherwise is taken from the same forward, and the KV cache is cut back to what was accepted.
+
+    Every token is the argmax that plain greedy search takes given the same history, with the same min-length and
+    repetition rules, so the output is `greedy_search`'s, whatever the draft (a bad draft only costs time); logits
+    computed over several positions at once can differ from one-by-one steps in the last float bits.
+    One utterance at a time (no padding). Args as `greedy_search`, plus `drafts`: one list of token ids per
+    utterance. Returns the results and the draft statistics summed over the utterances.
+    """
+    n = len(prefixes)
+    if not (len(drafts) == len(max_lens) == n):
+        raise ValueError(f"{n} prefixes, {len(drafts)} drafts and {len(max_lens)} max_lens")
+    min_lens = list(min_lens) if min_lens is not None else [0] * n
+    embed = llm.get_input_embeddings()
+    results, proposed, accepted, forwards, emitted = [], 0, 0, 0, 0
+    for prefix, draft, max_len, min_len in zip(prefixes, drafts, max_lens, min_lens):
+        draft = [int(t) for t in draft if int(t) != eos] + [eos]
+        cache = DynamicCache()
+        out = llm(inputs_embeds=prefix[None].to(embed.weight.dtype), past_key_values=cache, use_cache=True,
+                  logits_to_keep=1)
+        head = out.logits[0, -1:]  # (1, Vocab): predicts the first token
+        cached = prefix.shape[0]
+        tokens: List[int] = []
+        score, ended, feed, at = 0.0, False, [], 0  # feed: tokens taken but not yet in the cache
+        while True:
+            room = max_len - len(tokens)
+            proposal = draft[at: at + min(window, room)]
+            inputs = feed + proposal
+            if inputs:
+                out = llm(inputs_embeds=embed(torch.tensor([inputs], device=prefix.device)), past_key_values=cache,
+                          use_cache=True)
+                forwards += 1
+                rows = out.logits[0, len(feed) - 1:] if feed else torch.cat([head, out.logits[0]])
+            else:
+                rows = head
+            proposed += len(proposal)
+            j, stop = 0, False  # rows[j] predicts the token after the history and proposal[:j]
+            while True:
+                logp = torch.log_softmax(rows[j].float(), dim=-1)
+                token = _greedy_choice(logp, tokens, min_len, eos, repeat_stop)
+                score += float(logp[token])
+                if token == eos:
+                    ended = stop = True
+                    break
+                tokens.append(token)
+                if len(tokens) >= max_len:
+                    stop = True
+                    break
+                if j < len(proposal) and token == proposal[j]:
+                    j += 1
+                    continue
+                break  # `token` differs from the proposal, or follows all of it: it is not in the cache yet
+            accepted += j
+            if stop:
+                break
+            cached += len(feed) + j  # the fed tokens and the accepted proposals stay in the cache
+            surplus = cache.get_seq_length() - cached
+            if surplus > 0:
+                cache.crop(-surplus)  # transformers 5: a negative count of positions to drop
+            feed = [token]
+            at = _realign(draft, at + j, token)
+        emitted += len(tokens)
+        results.append(GreedyResult(tokens, score, ended))
+    return results, DraftStats(proposed, accepted, forwards, emitted)

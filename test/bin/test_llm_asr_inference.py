@@ -232,3 +232,17 @@ def test_raw_audio_at_another_rate_is_refused_naming_the_utterance(tmp_path):
     (tmp_path / "keys").write_text("utt-a utt-a\n")
     check_raw_audio(triples, SpeechInput("raw", 16000), str(tmp_path / "keys"))  # only utt-a: fine
     check_raw_audio([(str(tmp_path / "feats.scp"), "speech", "kaldi_ark")], SpeechInput("raw", 16000))  # not audio
+
+
+def test_speculative_greedy_gives_greedy_output_with_the_ctc_draft(exp_dir, tmp_path):
+    utts = utterances(lengths=(60, 35, 90, 50))
+    plain = Speech2TextLLM.from_pretrained(exp_dir)
+    fast = Speech2TextLLM.from_pretrained(exp_dir, speculative=True, draft_window=4)
+    for key, feats in utts.items():
+        (p_text, p_ids, p_score), = plain(feats)
+        (f_text, f_ids, f_score), = fast(feats)
+        assert (f_text, f_ids) == (p_text, p_ids) and f_score == pytest.approx(p_score, abs=1e-3)
+    assert fast.draft_stats.tokens == sum(len(plain(f)[0][1]) for f in utts.values())
+    assert fast.draft_stats.proposed > 0
+    with pytest.raises(ValueError, match="speculative decoding is greedy search"):
+        Speech2TextLLM.from_pretrained(exp_dir, speculative=True, beam_size=2)

@@ -101,3 +101,46 @@ def test_other_llm_families_batched_equals_full_forward(family):
         tokens, score, ended = full_forward_greedy(llm, prefix, 10)
         assert (result.token_ids, result.ended) == (tokens, ended)
         assert result.score == pytest.approx(score, abs=1e-4)
+
+
+def drafts_for(plain, kind, seed):
+    """Drafts of one greedy output: itself, empty, shifted, with a token inserted, dropped or changed, random."""
+    g = torch.Generator().manual_seed(seed)
+    ids = list(plain.token_ids)
+    if kind == "exact":
+        return ids
+    if kind == "empty":
+        return []
+    if kind == "random":
+        return torch.randint(2, VOCAB, (len(ids) + 3,), generator=g).tolist()
+    if not ids:
+        return ids
+    k = int(torch.randint(0, len(ids), (1,), generator=g))
+    if kind == "inserted":
+        return ids[:k] + [2 + (ids[k] + 1) % (VOCAB - 2)] + ids[k:]
+    if kind == "dropped":
+        return ids[:k] + ids[k + 1:]
+    return ids[:k] + [2 + (ids[k] - 1) % (VOCAB - 2)] + ids[k + 1:]  # changed
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("kind", ["exact", "empty", "random", "inserted", "dropped", "changed"])
+def test_speculative_greedy_equals_plain_greedy_whatever_the_draft(seed, kind):
+    from espnet_llm.decode.greedy import speculative_greedy_search
+
+    llm = tiny_llm(seed)
+    torch.manual_seed(50 + seed)
+    prefixes = [torch.randn(n, DIM) for n in (3, 9, 6, 5)]
+    max_lens, min_lens = [12, 7, 15, 30], [0, 0, 4, 0]
+    for repeat_stop in (None, (2, 1)):
+        plain = greedy_search(llm, prefixes, max_lens, eos=EOS, min_lens=min_lens, repeat_stop=repeat_stop)
+        drafts = [drafts_for(p, kind, seed + i) for i, p in enumerate(plain)]
+        fast, stats = speculative_greedy_search(llm, prefixes, drafts, max_lens, eos=EOS, min_lens=min_lens,
+                                                repeat_stop=repeat_stop, window=4)
+        for p, f in zip(plain, fast):
+            assert (f.token_ids, f.ended) == (p.token_ids, p.ended)
+            assert f.score == pytest.approx(p.score, abs=1e-4)
+        assert stats.tokens == sum(len(p.token_ids) for p in plain)
+        if kind == "exact":  # each forward: `window` accepted draft tokens and the token after them
+            assert stats.accepted + stats.forwards >= stats.tokens
+            assert stats.forwards <= sum(-(-(len(p.token_ids) + 1) // 5) for p in plain)
