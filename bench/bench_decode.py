@@ -20,6 +20,8 @@ Modes (each over the same utterances, one at a time, after one warm-up utterance
     am_fusion_delayed     + the LLM with its own tokenizer (--fusion_llm), delayed fusion (--delay, default token)
     am_rescore            the AM's n-best rescored by --fusion_llm
     llm_greedy            the speech LLM, greedy search
+    llm_greedy_speculative  greedy search verifying the CTC head's best path as a draft (--draft_window tokens per
+                          LLM forward; same output, checked); the share of draft tokens accepted, forwards per token
     llm_greedy_batchN     the same, N utterances a batch (--greedy_batch_size; offline throughput, same output)
     llm_beam              the speech LLM, ESPnet beam search with the KV-cache LLM scorer
     llm_beam_ctc          + joint CTC prefix scores (--ctc_weight; only for a model with a CTC head)
@@ -96,7 +98,17 @@ def llm_modes(args, utterances, device):
         searches.append(("llm_beam_ctc", Speech2TextLLM(model, tokenizer, beam_size=args.beam_size,
                                                         ctc_weight=args.ctc_weight, maxlenratio=args.maxlenratio,
                                                         device=device)))
+    if getattr(model, "ctc", None) is not None:
+        searches.insert(1, ("llm_greedy_speculative", Speech2TextLLM(
+            model, tokenizer, speculative=True, draft_window=args.draft_window, maxlenratio=args.maxlenratio,
+            device=device)))
     rows = [run_mode(name, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device) for name, s2t in searches]
+    for row, (name, s2t) in zip(rows, searches):
+        if s2t.speculative:
+            d = s2t.draft_stats
+            row["mode"] += f" (draft {d.accepted / max(d.proposed, 1):.0%} accepted, {d.forwards / max(d.tokens, 1):.2f} forwards/token)"
+            if [h[1] for h in row["hyps"]] != [h[1] for h in rows[0]["hyps"]]:
+                row["mode"] += " (DIFFERENT OUTPUT)"
     if args.greedy_batch_size > 1 and greedy.use_greedy:
         n = args.greedy_batch_size
 
@@ -165,6 +177,9 @@ def get_parser():
     parser.add_argument("--beam_size", type=int, default=10)
     parser.add_argument("--ctc_weight", type=float, default=0.3, help="speech LLM joint CTC weight")
     parser.add_argument("--greedy_batch_size", type=int, default=8, help="llm_greedy_batchN mode; <= 1: off")
+    parser.add_argument("--draft_window", type=int, default=16, help="llm_greedy_speculative: draft tokens per forward")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the figures as JSON (default: bench/results/<date>.json; - : none)")
     parser.add_argument("--am_ctc_weight", type=float, default=0.3)
     parser.add_argument("--lm_weight", type=float, default=0.3)
     parser.add_argument("--maxlenratio", type=float, default=0.5, help="speech LLM length bound (tokens / frame)")
@@ -204,6 +219,18 @@ def main(argv=None) -> int:
     print(table(["mode", "utts", "audio s", "wall s", "RTF", "xAM", "floor", "peak RSS GiB", "peak GPU GiB"],
                 [[r["mode"], r["utts"], r["audio_s"], r["wall_s"], r["rtf"], r["rtf"] / reference, r["floor"],
                   r["rss"], r["gpu"]] for r in rows]))
+    if str(args.out) != "-" and not args.smoke:
+        import json
+
+        out = args.out or Path(__file__).resolve().parent / "results" / f"{time.strftime('%Y-%m-%d')}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        runs = json.loads(out.read_text()) if out.is_file() else []
+        runs.append(dict(script="bench_decode", command=" ".join(sys.argv), threads=args.threads, device=str(device),
+                         beam_size=args.beam_size, exp_dir=str(args.exp_dir), am_exp_dir=str(args.am_exp_dir),
+                         rows=[{k: v for k, v in r.items() if k != "hyps"} | {"x_am": r["rtf"] / reference}
+                               for r in rows]))
+        out.write_text(json.dumps(runs, indent=1) + "\n")
+        print(f"# written to {out}")
     return 0
 
 
