@@ -410,6 +410,7 @@ class Speech2TextAM(_Transcribe):
     @classmethod
     def from_files(cls, files: ModelFiles, device: str = "cpu", text_case: str = "keep", **kwargs) -> "Speech2TextAM":
         """Build from a located system (``espnet_llm.packing.locate``)."""
+        import espnet_llm.tasks.asr  # noqa: F401  the project's encoders among ESPnet's choices
         from espnet2.bin.asr_inference import Speech2Text
 
         if files.kind != "asr":

@@ -162,6 +162,7 @@ class Speech2TextFusion:
             kwargs["nbest"] = max(nbest_rescore, kwargs.get("nbest", 1))
             if kwargs.get("beam_size", 20) < kwargs["nbest"]:
                 raise ValueError(f"--nbest_rescore {kwargs['nbest']} needs --beam_size >= it")
+        import espnet_llm.tasks.asr  # noqa: F401  the project's encoders among ESPnet's choices
         from espnet2.bin.asr_inference import Speech2Text
 
         kwargs["lm_weight"] = 0.0  # ESPnet's own LM slot stays empty; the LLM is added below
@@ -199,7 +200,7 @@ class Speech2TextFusion:
 def inference(args: argparse.Namespace) -> None:
     import torch
     from espnet2.fileio.datadir_writer import DatadirWriter
-    from espnet2.tasks.asr import ASRTask
+    from espnet_llm.tasks.asr import ASRTask  # ESPnet's, with the project's encoders
 
     device = "cuda" if args.ngpu > 0 else "cpu"
     torch.manual_seed(args.seed)

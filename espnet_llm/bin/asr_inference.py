@@ -32,6 +32,7 @@ def __getattr__(name: str):
 
 def main(cmd=None) -> None:
     cmd = help_or_args(__doc__, cmd, "those of ESPnet's espnet2.bin.asr_inference", print_config=False)
+    import espnet_llm.tasks.asr  # noqa: F401  the project's encoders among ESPnet's choices
     from espnet2.bin.asr_inference import main as espnet_main
 
     from espnet_llm.exp_dir import DirBusy, clear_done, exclusive, mark_done, weights_only_torch_load

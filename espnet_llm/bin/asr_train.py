@@ -26,7 +26,7 @@ from espnet_llm.bin import help_or_args
 
 def main(cmd=None) -> None:
     cmd = help_or_args(__doc__, cmd, "those of ESPnet's ASRTask (espnet2.bin.asr_train)")
-    from espnet2.tasks.asr import ASRTask
+    from espnet_llm.tasks.asr import ASRTask  # ESPnet's, with the project's encoders (hf_whisper)
 
     from espnet_llm.exp_dir import DirBusy, guarded_training
     from espnet_llm.runinfo import record_run
