@@ -81,16 +81,10 @@ def assert_kept(before: dict, recipe: Path, changed: str | None = None) -> None:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_llm_dir):
+def finished(tmp_path_factory, tiny_llm_dir, recipe_copy):
     """One tiny run of stages 1-12 (AM, speech LLM, decoding, scoring), the start of every case."""
     root = tmp_path_factory.mktemp("base")
-    for part in ("utils", "tools", "espnet_llm"):
-        (root / part).symlink_to(REPO / part)
-    shutil.copytree(REPO / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE")
-    shutil.copytree(REPO / "egs" / "an4" / "asr1", root / "egs" / "an4" / "asr1", symlinks=True,
-                    ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS*.md"))
-    recipe = root / "egs" / "an4" / "asr1"
-    run(recipe, *base_args(tiny_llm_dir), "--stop_stage", "12")
+    run(recipe_copy(root), *base_args(tiny_llm_dir), "--stop_stage", "12")
     return root
 
 

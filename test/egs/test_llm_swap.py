@@ -39,18 +39,9 @@ def tiny_config(recipe: Path, name: str, tuning: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, make_tiny_llm):
+def prepared(tmp_path_factory, make_tiny_llm, recipe_copy):
     """A tiny AN4 recipe after stages 1-8 with the tiny Llama as its LLM (exp/llm/tiny-llama-0)."""
-    import shutil
-
-    repo = Path(__file__).resolve().parents[2]
-    root = tmp_path_factory.mktemp("swap")
-    for part in ("utils", "tools", "espnet_llm"):
-        (root / part).symlink_to(repo / part)
-    shutil.copytree(repo / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE")
-    shutil.copytree(repo / "egs" / "an4" / "asr1", root / "egs" / "an4" / "asr1", symlinks=True,
-                    ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads", "RESULTS*.md"))
-    recipe = root / "egs" / "an4" / "asr1"
+    recipe = recipe_copy(tmp_path_factory.mktemp("swap"))
     run(recipe, "--stage", "1", "--stop_stage", "8", "--llm", str(make_tiny_llm("llama")))
     return recipe
 
