@@ -170,6 +170,17 @@ if [ "${subset}" -gt 0 ]; then
   llm_train_extra_sets=$(for s in ${llm_train_extra_sets}; do printf '%s ' "${s}${suffix}"; done)
 fi
 [ -n "${speed_perturb_factors}" ] && train_feats_set=${train_set}_sp || train_feats_set=${train_set}
+same_data_or_stop() {  # <exp dir> <data dirs...>: a rerun into a trained exp dir must see the data it was trained on
+  local _exp=$1 _sum; shift
+  _sum=$(for d in "$@"; do cat "${d}/text" "${d}/wav.scp"; done | md5sum | cut -d' ' -f1)
+  if [ -f "${_exp}/data.md5" ] && [ "$(cat "${_exp}/data.md5")" != "${_sum}" ] && [ -f "${_exp}/checkpoint.pth" ]; then
+    log "Error: the training data ($*) changed since ${_exp} was trained (its data.md5): a rerun would resume the" \
+      "old model. Delete ${_exp}, or name a new one (--asr_tag / --llm_asr_tag)"
+    exit 1
+  fi
+  echo "${_sum}" > "${_exp}/data.md5"
+}
+
 speech_spec() {  # <set> <fbank|raw>: ESPnet's path,name,type of the speech input
   if [ "$2" = raw ]; then echo "data/$1/wav.scp,speech,sound"; else echo "${dumpdir}/fbank/$1/feats.scp,speech,kaldi_ark"; fi
 }
@@ -279,17 +290,6 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${fusion_inference
       --out_dir "${expdir}/llm_text_${text_llm_corpus}_${token_dir##*/}" ${text_llm_args}
   fi
 fi
-
-same_data_or_stop() {  # <exp dir> <data dirs...>: a rerun into a trained exp dir must see the data it was trained on
-  local _exp=$1 _sum; shift
-  _sum=$(for d in "$@"; do cat "${d}/text" "${d}/wav.scp"; done | md5sum | cut -d' ' -f1)
-  if [ -f "${_exp}/data.md5" ] && [ "$(cat "${_exp}/data.md5")" != "${_sum}" ] && [ -f "${_exp}/checkpoint.pth" ]; then
-    log "Error: the training data ($*) changed since ${_exp} was trained (its data.md5): a rerun would resume the" \
-      "old model. Delete ${_exp}, or name a new one (--asr_tag / --llm_asr_tag)"
-    exit 1
-  fi
-  echo "${_sum}" > "${_exp}/data.md5"
-}
 
 train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM training (ESPnet --resume)
   local _conf=$1 _exp=$2 _init=${3:-} opts=() inits=()
