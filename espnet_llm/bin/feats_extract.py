@@ -10,13 +10,16 @@ Usage:
 
 Features are Kaldi-compatible fbank (`espnet_llm.audio.fbank` = `torchaudio.compliance.kaldi.fbank`: 25 ms window,
 10 ms shift, povey window, dither 0 so that reruns are bit-identical). Writes `<out_dir>/<name>.ark`, `<name>.scp`
-and `<name>.utt2num_frames` and `<name>.utt2num_samples` (the batching lengths of raw-audio models); the scp is renamed into place last, so a split whose scp exists is finished
-and a rerun skips it (`--overwrite` redoes it). Global CMVN statistics are collected afterwards by
+and `<name>.utt2num_frames` and `<name>.utt2num_samples` (the batching lengths of raw-audio models). The ark and
+scp are written under temporary names and renamed into place, then `<name>.stamp` (a hash of the split's wav.scp
+and the options): a rerun skips a split whose stamp matches its input, and redoes one whose wav.scp changed
+(`--overwrite` redoes it anyway). Global CMVN statistics are collected afterwards by
 ESPnet's own `--collect_stats` pass, which writes the `feats_stats.npz` that its `global_mvn` reads.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
@@ -43,14 +46,17 @@ def main(argv=None) -> None:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     scp = args.out_dir / f"{args.name}.scp"
-    if scp.is_file() and not args.overwrite:
-        logging.info("%s exists: skipping (use --overwrite to redo)", scp)
+    stamp_path = args.out_dir / f"{args.name}.stamp"
+    stamp = input_stamp(args)
+    if scp.is_file() and stamp_path.is_file() and stamp_path.read_text() == stamp and not args.overwrite:
+        logging.info("%s is up to date with %s: skipping (use --overwrite to redo)", scp, args.data_dir / "wav.scp")
         return
     wav_scp = datadir.read_table(args.data_dir / "wav.scp")
     ark = args.out_dir / f"{args.name}.ark"
+    tmp_ark = args.out_dir / f".{args.name}.ark.tmp"  # the old ark stays whole until the new one is complete
     tmp_scp = args.out_dir / f".{args.name}.scp.tmp"
     lengths, samples = {}, {}
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}") as writer:
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
         for utt, entry in wav_scp.items():
             try:
                 wav = audio.read_audio(entry, expected_fs=args.fs, utt_id=utt)
@@ -64,8 +70,20 @@ def main(argv=None) -> None:
             samples[utt] = len(wav)
     datadir.write_table(args.out_dir / f"{args.name}.utt2num_frames", {u: str(n) for u, n in lengths.items()})
     datadir.write_table(args.out_dir / f"{args.name}.utt2num_samples", {u: str(n) for u, n in samples.items()})
+    tmp_scp.write_text(tmp_scp.read_text().replace(f" {tmp_ark}:", f" {ark}:"))
+    os.replace(tmp_ark, ark)
     os.replace(tmp_scp, scp)
+    datadir.write_text_atomic(stamp_path, stamp)  # last: a split is done when its stamp matches its input
     logging.info("wrote %d utterances to %s", len(lengths), scp)
+
+
+def input_stamp(args) -> str:
+    """What the features depend on: the split's wav.scp (and segments) and the options."""
+    digest = hashlib.sha1(f"fs={args.fs} num_mel_bins={args.num_mel_bins}\n".encode())
+    for name in ("wav.scp", "segments"):
+        if (args.data_dir / name).is_file():
+            digest.update(name.encode() + b"\0" + (args.data_dir / name).read_bytes())
+    return digest.hexdigest() + "\n"
 
 
 if __name__ == "__main__":

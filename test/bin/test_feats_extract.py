@@ -53,18 +53,17 @@ def test_kaldi_frame_counts_and_80_dims(data_dir):
     nearest = int(np.argmin([abs(c - mel(1000)) for c in centres]))
     assert nearest == 27
     assert int(np.argmax(feats["a-1"].mean(axis=0))) == nearest
-    assert sorted(p.name for p in out.iterdir()) == ["feats.ark", "feats.scp", "feats.utt2num_frames", "feats.utt2num_samples"]
+    assert sorted(p.name for p in out.iterdir()) == ["feats.ark", "feats.scp", "feats.stamp", "feats.utt2num_frames", "feats.utt2num_samples"]
 
 
-def test_overwrite_is_bit_identical_and_existing_scp_is_skipped(data_dir):
+def test_overwrite_is_bit_identical_and_an_up_to_date_split_is_skipped(data_dir):
     out = extract(data_dir, "--name", "feats.1")
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert sorted(first) == ["feats.1.ark", "feats.1.scp", "feats.1.utt2num_frames", "feats.1.utt2num_samples"]
+    assert sorted(first) == ["feats.1.ark", "feats.1.scp", "feats.1.stamp", "feats.1.utt2num_frames", "feats.1.utt2num_samples"]
     extract(data_dir, "--name", "feats.1", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
     ark_mtime = (out / "feats.1.ark").stat().st_mtime_ns
-    (data_dir / "wav.scp").write_text("a-1 /no/such/file.flac\n")  # would fail if it were read
-    extract(data_dir, "--name", "feats.1")
+    extract(data_dir, "--name", "feats.1")  # same input: skipped
     assert (out / "feats.1.ark").stat().st_mtime_ns == ark_mtime
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
 
@@ -86,3 +85,32 @@ def test_audio_shorter_than_a_frame_names_the_utterance(data_dir):
         extract(data_dir)
     assert str(exit_info.value.code) == f"feats_extract: error: utterance a-2 ({path}) is shorter than one 25 ms frame"
     assert not (data_dir.parent.parent / "dump" / "fbank" / "test" / "feats.scp").exists()
+
+
+def test_a_changed_wav_scp_is_extracted_again_and_a_failure_keeps_the_old_features(tmp_path):
+    import shutil
+
+    import kaldiio
+    import numpy as np
+    import soundfile as sf
+
+    d = tmp_path / "data"
+    d.mkdir()
+    for u in ("u1", "u2"):
+        sf.write(tmp_path / f"{u}.wav", np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 16000)
+    (d / "wav.scp").write_text(f"u1 {tmp_path / 'u1.wav'}\nu2 {tmp_path / 'u2.wav'}\n")
+    out = tmp_path / "dump"
+    main(["--data_dir", str(d), "--out_dir", str(out)])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    main(["--data_dir", str(d), "--out_dir", str(out)])  # unchanged: skipped
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    (d / "wav.scp").write_text(f"u1 {tmp_path / 'u1.wav'}\nu2 {tmp_path / 'bad.wav'}\n")
+    with pytest.raises(SystemExit, match=f"utterance u2: cannot read audio file {tmp_path / 'bad.wav'}"):
+        main(["--data_dir", str(d), "--out_dir", str(out)])
+    assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")} == before
+    shutil.copy(tmp_path / "u1.wav", tmp_path / "u3.wav")
+    (d / "wav.scp").write_text(f"u1 {tmp_path / 'u1.wav'}\nu3 {tmp_path / 'u3.wav'}\n")
+    main(["--data_dir", str(d), "--out_dir", str(out)])
+    feats = dict(kaldiio.load_scp(str(out / "feats.scp")))
+    assert sorted(feats) == ["u1", "u3"] and np.array_equal(feats["u1"], feats["u3"])
