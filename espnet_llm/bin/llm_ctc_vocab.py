@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     config = {}
     if args.config is not None:
         try:
-            config = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+            with open(args.config, encoding="utf-8") as f:  # a stream: YAML errors name the file, line and column
+                config = yaml.safe_load(f) or {}
         except (OSError, yaml.YAMLError) as e:
             sys.exit(f"llm_ctc_vocab: cannot read config '{args.config}': {e}")
     llm_dir = args.llm_dir or (config.get("llm_conf") or {}).get("name_or_path")

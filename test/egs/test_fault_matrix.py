@@ -199,7 +199,7 @@ CONFIG_CASES = {
     "top-level typo": (lambda t: t + "max_epochh: 2\n", r"unrecognized arguments: max_epochh \(from conf/tuning/bad\.yaml\)"),
     "nested typo": (lambda t: t.replace("    num_blocks: 1", "    num_block: 1"),
                     r"conf/tuning/bad\.yaml: encoder_conf: unknown key\(s\) num_block for transformer"),
-    "malformed": (lambda t: t.replace("encoder_conf:", "encoder_conf: [", 1), r"conf/tuning/bad\.yaml.*line \d+"),
+    "malformed": (lambda t: t.replace("encoder_conf:", "encoder_conf: [", 1), r'in "conf/tuning/bad\.yaml", line \d+'),
 }
 
 
@@ -260,7 +260,7 @@ def wait_for(condition, timeout=300, what="the condition"):
 
 def trainers(exp: str) -> list[int]:
     """pids of the python processes training into `exp` (not the runner or shell lines that name it)."""
-    out = subprocess.run(["pgrep", "-af", f"--output_dir {exp}"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-af", "--", f"--output_dir {exp}"], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines()
             if len(line.split()) > 1 and Path(line.split()[1]).name.startswith("python")
             and "espnet_llm.bin.llm_asr_train" in line]
