@@ -352,8 +352,10 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     fi
     log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
     mkdir -p "${_dir}/logdir"
-    exec {_lock}>>"${_dir}/.lock"  # one run decodes a set at a time: a second one stops here, naming the first
-    if ! flock -n "${_lock}"; then
+    # one run decodes a set at a time (its decoders inherit the lock): a second one stops here, naming the first,
+    # after waiting 15 s for the decoders of a run that was just killed to die with their runner
+    exec {_lock}>>"${_dir}/.lock"
+    if ! flock -w 15 "${_lock}"; then
       log "Error: ${_dir} is being decoded by another run ($(cat "${_dir}/.lock")): wait for it, then run again"; exit 1
     fi
     echo "pid $$ since $(date '+%Y-%m-%dT%H:%M:%S')" > "${_dir}/.lock"
