@@ -656,13 +656,18 @@ def split(data_dir: str | os.PathLike, nj: int, by_speaker: bool = False) -> lis
     return parts
 
 
-def _split_stamp(data_dir: Path, nj: int, by_speaker: bool) -> str:
-    digest = hashlib.sha1(f"nj={nj} by_speaker={by_speaker}\n".encode())
-    for name in ALL_FILES:
-        path = data_dir / name
+def files_stamp(data_dir: str | os.PathLike, names: Iterable[str], options: str) -> str:
+    """A hash of ``options`` and the named files of a data dir that exist: what an output made from them depends on."""
+    digest = hashlib.sha1(f"{options}\n".encode())
+    for name in names:
+        path = Path(data_dir) / name
         if path.is_file():
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest() + "\n"
+
+
+def _split_stamp(data_dir: Path, nj: int, by_speaker: bool) -> str:
+    return files_stamp(data_dir, ALL_FILES, f"nj={nj} by_speaker={by_speaker}")
 
 
 def _balanced_groups(sizes: list[int], nj: int) -> list[tuple[int, int]]:

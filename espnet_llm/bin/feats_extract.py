@@ -19,7 +19,6 @@ ESPnet's own `--collect_stats` pass, which writes the `feats_stats.npz` that its
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import sys
@@ -79,12 +78,7 @@ def main(argv=None) -> None:
 
 def input_stamp(args) -> str:
     """What the features depend on: the split's wav.scp (and segments) and the options."""
-    digest = hashlib.sha1(f"fs={args.fs} num_mel_bins={args.num_mel_bins}\n".encode())
-    for name in ("wav.scp", "segments"):
-        if (args.data_dir / name).is_file():
-            digest.update(name.encode() + b"\0" + (args.data_dir / name).read_bytes())
-    return digest.hexdigest() + "\n"
-
+    return datadir.files_stamp(args.data_dir, ("wav.scp", "segments"), f"fs={args.fs} num_mel_bins={args.num_mel_bins}")
 
 if __name__ == "__main__":
     main()
