@@ -106,7 +106,8 @@ def llm_modes(args, utterances, device):
     for row, (name, s2t) in zip(rows, searches):
         if s2t.speculative:
             d = s2t.draft_stats
-            row["mode"] += f" (draft {d.accepted / max(d.proposed, 1):.0%} accepted, {d.forwards / max(d.tokens, 1):.2f} forwards/token)"
+            row["draft_accepted"] = d.accepted / max(d.proposed, 1)
+            row["forwards_per_token"] = d.forwards / max(d.tokens, 1)
             if [h[1] for h in row["hyps"]] != [h[1] for h in rows[0]["hyps"]]:
                 row["mode"] += " (DIFFERENT OUTPUT)"
     if args.greedy_batch_size > 1 and greedy.use_greedy:
@@ -216,9 +217,10 @@ def main(argv=None) -> int:
     reference = rows[0]["rtf"]
     print(f"# bench_decode: {len(am_utts)} utterances, {rows[0]['audio_s']:.1f} s of audio, device {device}, "
           f"{args.threads} threads, beam {args.beam_size} ({time.perf_counter() - start:.0f} s in all)")
-    print(table(["mode", "utts", "audio s", "wall s", "RTF", "xAM", "floor", "peak RSS GiB", "peak GPU GiB"],
+    print(table(["mode", "utts", "audio s", "wall s", "RTF", "xAM", "floor", "peak RSS GiB", "peak GPU GiB",
+                 "draft accepted", "forwards/token"],
                 [[r["mode"], r["utts"], r["audio_s"], r["wall_s"], r["rtf"], r["rtf"] / reference, r["floor"],
-                  r["rss"], r["gpu"]] for r in rows]))
+                  r["rss"], r["gpu"], r.get("draft_accepted"), r.get("forwards_per_token")] for r in rows]))
     if str(args.out) != "-" and not args.smoke:
         import json
 
