@@ -189,3 +189,51 @@ def link_hf_dir(llm_dir: Union[str, Path], out_dir: Union[str, Path]) -> Dict[st
     info = describe_llm(model, tokenizer)
     info.update(seconds=time.perf_counter() - start, source=str(llm_dir))
     return info
+
+
+RANDOM_INIT_FILE = "random_init.json"
+
+
+def random_init_hf_dir(source_dir: Union[str, Path], out_dir: Union[str, Path], seed: int = 0) -> Dict[str, object]:
+    """Write at `out_dir` the architecture and tokenizer of the HF causal LM at `source_dir` with freshly initialised
+    weights (transformers' own `_init_weights`, seeded): the same model without its pre-training.
+
+    `out_dir/random_init.json` records the source and the seed; a complete `out_dir` with the same record is kept.
+    """
+    import json
+
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    source_dir, out_dir = Path(source_dir).resolve(), Path(out_dir)
+    record = {"architecture_of": source_dir.name, "seed": int(seed)}
+    marker = out_dir / RANDOM_INIT_FILE
+    if is_complete_hf_dir(out_dir) and marker.is_file():
+        if json.loads(marker.read_text(encoding="utf-8")) == record:
+            logger.info(f"{out_dir} already holds {source_dir.name}'s architecture, randomly initialised (seed {seed})")
+            return dict(skipped=True, seconds=0.0)
+    if out_dir.is_symlink() or (out_dir.exists() and any(out_dir.iterdir()) and not marker.is_file()):
+        raise FileExistsError(f"{out_dir} exists and is not a randomly initialised LLM dir; remove it or choose another")
+    start = time.perf_counter()
+    try:
+        config = AutoConfig.from_pretrained(source_dir, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(source_dir, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{source_dir}: no loadable config.json and tokenizer ({e})") from e
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    check_llm(model, tokenizer, source_dir)
+    tmp = _temp_sibling(out_dir)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / RANDOM_INIT_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
+        _make_readable(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    info = describe_llm(model, tokenizer)
+    info.update(skipped=False, seconds=time.perf_counter() - start, source=f"{source_dir} (random init, seed {seed})")
+    return info

@@ -5,11 +5,14 @@ Read layout (every file but result.json/result.txt is optional):
     exp/<x>/command.txt (else exp/<x>/run.sh)   the training command
     exp/<x>/meta.json                           {"encoder": ..., "llm_tuning": ..., "train_time": ...}
     exp/<x>/decode_<tag>/command.txt            the decoding command
-    exp/<x>/decode_<tag>/meta.json              {"decoding_mode": ..., ...}; its keys win over exp/<x>/meta.json
+    exp/<x>/decode_<tag>/meta.json              {"decode_config": ..., "fusion_llm": ...}; its keys win over exp/<x>/meta.json
+    exp/<x>/decode_<tag>/<test_set>/logdir/output.*/meta.json   each decoding job's `decode_s` (for the RTF)
+    exp/<x>/init_from.txt                       the model a second training stage started from (its time counts)
     exp/<x>/decode_<tag>/<test_set>/score_wer/result.json (else result.txt, sclite `-o all`)
     exp/<x>/decode_<tag>/<test_set>/score_cer/result.json (else result.txt)
 
-One system = one exp dir + one decode dir. The file is generated whole, every time: it holds exactly the systems
+One system = one exp dir + one decode dir (a fusion-tuning grid's `decode_tune_*` dirs are not systems: the grid is
+reported beside them, in `exp/<x>/fusion_tune*/`). The file is generated whole, every time: it holds exactly the systems
 under the exp dirs it is given (no row outlives its exp dir), the ones named `first` (the recipe's default system and
 its baseline) ahead of the rest. A system is named plainly from its exp dir's config.yaml (encoder, LLM and its
 tuning, stride) and its decode dir (decoding mode: `greedy`, `beam10_ctc0.3`, `delayed_fusion`...).
@@ -72,10 +75,49 @@ def _read_meta(directory: Path) -> dict:
 
 
 def _training_summary(exp_dir: Path) -> dict:
-    """Epochs trained and minutes spent in them (train + valid), from ESPnet's `Nepoch results` log lines."""
+    """Epochs trained and minutes spent in them (train + valid), from ESPnet's `Nepoch results` log lines; the
+    trainable parameters ESPnet's model summary counted; for a second training stage (init_from.txt naming a model
+    in another exp dir) also the first stage's minutes."""
     epochs = trainlog.read_epoch_results(exp_dir)
     seconds = sum(float(s.get("time", 0.0)) for stats in epochs.values() for s in stats.values())
-    return {"epochs": len(epochs), "train_time_min": round(seconds / 60, 1)} if epochs else {}
+    summary = {"epochs": len(epochs), "train_time_min": round(seconds / 60, 1)} if epochs else {}
+    params = trainable_parameters(exp_dir)
+    if params:
+        summary["trainable_params"] = params
+    init = exp_dir / "init_from.txt"
+    if summary and init.is_file():
+        first = Path(init.read_text(encoding="utf-8").strip().split(":", 1)[0]).parent
+        before = _training_summary(first) if first.resolve() != exp_dir.resolve() and first.is_dir() else {}
+        if before.get("train_time_min") is not None:
+            summary["first_stage"] = first.as_posix()
+            summary["first_stage_time_min"] = before["train_time_min"]
+    return summary
+
+
+_TRAINABLE = re.compile(r"Number of trainable parameters:\s*(\S+(?: [KMGTB])?)")
+
+
+def trainable_parameters(exp_dir: Path) -> Optional[str]:
+    """ESPnet's model summary's count of trainable parameters ("4.31 M") in the newest train log that has one."""
+    for log in reversed(trainlog.train_logs(exp_dir)):
+        with open(log, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                match = _TRAINABLE.search(line)
+                if match:
+                    return match.group(1)
+    return None
+
+
+def decode_rtf(decode_dir: Path, test_set: str, dumpdir: Optional[Path], fs: int = 16000) -> Optional[float]:
+    """Real-time factor of a decoding: its jobs' `decode_s` (model loading left out) summed, over the set's audio
+    seconds (`<dumpdir>/fbank/<set>/utt2num_samples`); None when either is missing."""
+    jobs = sorted((decode_dir / test_set / "logdir").glob("output.*/meta.json"))
+    seconds = [json.loads(j.read_text(encoding="utf-8")).get("decode_s") for j in jobs]
+    samples = Path(dumpdir) / "fbank" / test_set / "utt2num_samples" if dumpdir is not None else None
+    if not jobs or any(s is None for s in seconds) or samples is None or not samples.is_file():
+        return None
+    audio = sum(int(line.split()[1]) for line in samples.read_text(encoding="utf-8").splitlines() if line.strip())
+    return sum(seconds) / (audio / fs) if audio else None
 
 
 def collect_systems(exp_dir_patterns: Sequence[str]) -> List[System]:
@@ -84,7 +126,7 @@ def collect_systems(exp_dir_patterns: Sequence[str]) -> List[System]:
     systems = []
     for exp_dir in exp_dirs:
         for decode_dir in sorted(exp_dir.glob("decode_*")):
-            if not decode_dir.is_dir():
+            if not decode_dir.is_dir() or decode_dir.name.startswith("decode_tune_"):
                 continue
             system = System(exp_dir, decode_dir)
             for metric, score_dir_name in SCORE_DIRS.items():
@@ -170,18 +212,25 @@ def compare_to_baseline(systems: Sequence[System], baseline: Path) -> Optional[S
         if system is base:
             continue
         for test_set in system.test_sets:
-            ours, theirs = system.decode_dir / test_set / "score_wer", base.decode_dir / test_set / "score_wer"
-            if not all((d / f).is_file() for d in (ours, theirs) for f in ("ref.trn", "hyp.trn")):
-                continue
-            if read_trn(ours / "ref.trn") != read_trn(theirs / "ref.trn"):
-                system.verdicts[test_set] = "other reference"
-                continue
-            result = significance_test(theirs / "ref.trn", [theirs / "hyp.trn", ours / "hyp.trn"],
-                                       ["baseline", "system"], system.decode_dir / test_set / SIGNIFICANCE_DIR)
-            system.verdicts[test_set] = "; ".join(
-                f"{t['test']}: " + ("n.s." if not t["significant"] else "better" if t["better"] == "system" else "worse")
-                + f" (p{t['p_text']})" for t in result["tests"])
+            verdict = significance(system, base, test_set, SIGNIFICANCE_DIR)
+            if verdict is not None:
+                system.verdicts[test_set] = verdict
     return base
+
+
+def significance(system: System, reference: System, test_set: str, out_name: str) -> Optional[str]:
+    """sc_stats' MAPSSWE and sign tests of `system`'s WER against `reference`'s on `test_set` ("MP: better (p<0.001);
+    SI: n.s. (p=0.25)"), files in <decode dir>/<set>/<out_name>/; None when either is not scored there."""
+    ours, theirs = system.decode_dir / test_set / "score_wer", reference.decode_dir / test_set / "score_wer"
+    if not all((d / f).is_file() for d in (ours, theirs) for f in ("ref.trn", "hyp.trn")):
+        return None
+    if read_trn(ours / "ref.trn") != read_trn(theirs / "ref.trn"):
+        return "other reference"
+    result = significance_test(theirs / "ref.trn", [theirs / "hyp.trn", ours / "hyp.trn"],
+                               ["baseline", "system"], system.decode_dir / test_set / out_name)
+    return "; ".join(
+        f"{t['test']}: " + ("n.s." if not t["significant"] else "better" if t["better"] == "system" else "worse")
+        + f" (p{t['p_text']})" for t in result["tests"])
 
 
 _MODEL_SUFFIX = re.compile(r"^(?P<mode>.*?)_(?P<model>(?:valid|train)\.[^_]+|\d+epoch|[^_]*best|[^_]*ave)$")
@@ -193,7 +242,9 @@ def decoding_mode(decode_tag: str) -> str:
     match = _MODEL_SUFFIX.match(decode_tag)
     mode, model = (match.group("mode"), match.group("model")) if match else (decode_tag, "")
     mode = re.sub(r"^(llm|asr)_", "", mode)
-    mode = re.sub(r"^fusion_(\w+)$", r"\1_fusion", mode)
+    tuned = mode.endswith("_devtuned")
+    mode = re.sub(r"^fusion_(\w+?)(_devtuned)?$", r"\1_fusion", mode)
+    mode = mode + " tuned on dev" if tuned else mode
     return mode if model in ("", "valid.acc.ave") else f"{mode} ({model})"
 
 
@@ -218,11 +269,13 @@ def describe(exp_dir: Path, config: Optional[dict] = None) -> str:
         return exp_dir.name
     encoder_conf = config.get("encoder_conf") or {}
     model_conf = config.get("model_conf") or {}
-    if encoder == "whisper" and encoder_conf.get("model_dir"):
+    if encoder in ("whisper", "hf_whisper") and encoder_conf.get("model_dir"):
         encoder = f"Whisper {Path(str(encoder_conf['model_dir'])).name}"
     if "llm_conf" not in config:  # an ESPnet AM
         decoder = config.get("decoder")
         kind = "CTC/attention" if decoder and model_conf.get("ctc_weight", 0.5) > 0 else "CTC" if not decoder else "attention"
+        if encoder.startswith("Whisper"):
+            encoder += " (frozen)" if encoder_conf.get("freeze") else " (fine-tuned)"
         return f"{encoder} {kind} AM"
     frozen = encoder_conf.get("freeze") or model_conf.get("freeze_encoder")
     llm_conf = config.get("llm_conf") or {}
@@ -264,15 +317,32 @@ def order_systems(systems: Sequence[System], first: Sequence[Path] = ()) -> List
     return sorted(systems, key=lambda s: (rank.get(s.exp_dir.resolve(), len(rank)), s.exp_dir.name, s.decode_dir.name))
 
 
-def render(systems: Sequence[System], env: Dict[str, str]) -> str:
-    """Markdown in ESPnet's RESULTS.md shape: environment, a summary table, then one section per system."""
+COMPARISON_INTRO = (
+    "Each block: one AM alone and fused with a text LLM, and the speech LLMs, on the same data. WER/CER in %; "
+    "RTF: decoding seconds per audio second of one decoding job on one thread (model loading left out; the recipe "
+    "runs its jobs two at a time on the 2 cores); trained params: ESPnet's count of the trainable parameters (+ the "
+    "text LLM's for fusion rows); train min: training wall minutes (first stage + second, or AM + text LLM); vs AM / "
+    "vs speech LLM: sclite's matched-pair (MP) and sign (SI) tests at p=0.05 against the block's AM decoding and "
+    "against the speech LLM reference. Fusion weights marked so were chosen on dev by the recipe's grid "
+    "(exp/asr_*/fusion_tune*/*_grid.md).")
+
+
+def render(systems: Sequence[System], env: Dict[str, str], comparison: Optional[List[str]] = None) -> str:
+    """Markdown in ESPnet's RESULTS.md shape: environment, (a comparison table,) a summary table, then one section
+    per system."""
     lines = ["# RESULTS", "", INTRO, "", "## Environments"]
     for key, value in env.items():
         lines.append(f"- {key}: `{value}`")
+    if comparison:
+        lines += ["", "## Comparison", "", COMPARISON_INTRO, ""] + list(comparison)
     base = next((s for s in systems if s.is_baseline), None)
     compared = base is not None
     configs = {s.exp_dir: _load_config(s.exp_dir) for s in systems}
     names = {s.exp_dir: describe(s.exp_dir, configs[s.exp_dir]) for s in systems}
+
+    def name_of(system: System) -> str:  # + the fusion's LLM when it is not the recipe's default
+        llm = fusion_llm_name(system)
+        return names[system.exp_dir] + (f" + {llm}" if llm and llm != "smollm2-135m" else "")
     lines += ["", "## Summary", "", "WER and CER in %; #Ins and #Del: inserted and deleted words (hallucinations show "
               "up as insertions)."]
     if compared:
@@ -286,14 +356,14 @@ def render(systems: Sequence[System], env: Dict[str, str]) -> str:
             wer = system.scores.get("WER", {}).get(test_set, {})
             cer = system.scores.get("CER", {}).get(test_set, {})
             counts = wer.get("counts", {})
-            row = (f"|{names[system.exp_dir]}|`{decoding_mode(system.decode_tag)}`|{test_set}|{wer.get('Snt', '-')}|"
+            row = (f"|{name_of(system)}|`{decoding_mode(_mode_tag(system))}`|{test_set}|{wer.get('Snt', '-')}|"
                    f"{wer.get('Wrd', '-')}|{_pct(wer.get('Err'))}|{_pct(cer.get('Err'))}|"
                    f"{counts.get('Ins', '-')}|{counts.get('Del', '-')}|")
             if compared:
                 row += ("baseline" if system.is_baseline else system.verdicts.get(test_set, "-")) + "|"
             lines.append(row)
     for system in systems:
-        lines += ["", f"## {names[system.exp_dir]}, `{decoding_mode(system.decode_tag)}`", ""]
+        lines += ["", f"## {name_of(system)}, `{decoding_mode(_mode_tag(system))}`", ""]
         lines.append(f"- exp dir: `{system.exp_dir.as_posix()}`, decode dir: `{system.decode_dir.name}`")
         train_config, decode_config = _config_path(configs[system.exp_dir]), _decode_config(system)
         if train_config or decode_config:
@@ -317,11 +387,135 @@ def render(systems: Sequence[System], env: Dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class Block:
+    """One block of the comparison table: a title and exp dirs; the first AM among them that exists is the block's
+    reference (its `am_reference` decoding)."""
+    title: str
+    exp_dirs: List[Path]
+
+    @classmethod
+    def parse(cls, text: str) -> "Block":
+        """`Title=exp/a,exp/b` (exp dirs may be globs) -> Block."""
+        title, sep, dirs = text.rpartition("=")
+        paths = [Path(p) for d in dirs.split(",") if d.strip() for p in (sorted(glob.glob(d.strip())) or [d.strip()])]
+        if not sep or not title.strip() or not paths:
+            raise ValueError(f"a comparison block is 'Title=exp/dir,exp/dir...', not {text!r}")
+        return cls(title.strip(), paths)
+
+
+_MODE_RANK = (("ctc_greedy", 0), ("rescore", 2), ("labelwise", 3), ("delayed", 4), ("greedy", 5), ("ctc", 6))
+
+
+def _mode_rank(system: System) -> int:
+    mode = decoding_mode(system.decode_tag)
+    return next((rank for key, rank in _MODE_RANK if key in mode), 1)  # AM beam search: 1
+
+
+def fusion_llm_name(system: System) -> Optional[str]:
+    """The base LLM of a fusion decoding's text LLM (its meta.json's `fusion_llm`: adapter config or options)."""
+    path = system.meta.get("fusion_llm")
+    if not path:
+        return None
+    meta = _read_meta(Path(str(path)))
+    base = (meta.get("options") or {}).get("llm")
+    return Path(str(base)).name if base else Path(str(path)).name
+
+
+def _decode_weights(system: System) -> str:
+    """The fusion weights of a decode config tuned on dev (`..._devtuned.yaml`), e.g. `lm_weight 0.3, penalty 1`."""
+    config = system.meta.get("decode_config")
+    if not config or "devtuned" not in str(config) or not Path(str(config)).is_file():
+        return ""
+    import yaml
+
+    conf = yaml.safe_load(Path(str(config)).read_text(encoding="utf-8")) or {}
+    keys = [k for k in ("lm_weight", "penalty", "word_bonus") if k in conf]
+    return ", ".join(f"{k} {conf[k]}" for k in keys)
+
+
+def render_comparison(systems: Sequence[System], blocks: Sequence[Block], sets: Sequence[str],
+                      am_reference: Optional[str], llm_reference: Optional[str], dumpdir: Optional[Path]) -> List[str]:
+    """The comparison table's Markdown lines: per block, its AM's decodings (alone, then fused, per LLM) and its
+    speech LLMs' decodings; WER/CER/#Ins/#Del on the first set, WER on the others, the first set's RTF, trained
+    parameters and training time, and the significance on the first set against the block's AM (decode dir
+    `am_reference`) and against the first speech LLM decoding named `llm_reference` of any block."""
+    sets = list(dict.fromkeys(sets))
+    by_exp: Dict[Path, List[System]] = {}
+    for system in systems:
+        by_exp.setdefault(system.exp_dir.resolve(), []).append(system)
+    llm_ref = next((x for b in blocks for d in b.exp_dirs for x in by_exp.get(d.resolve(), [])
+                    if x.decode_dir.name == llm_reference and "llm_conf" in _load_config(x.exp_dir)), None)
+    main = sets[0] if sets else None
+    header = (["system", "decoding", f"{main} WER", f"{main} CER", "#Ins", "#Del"] + [f"{s} WER" for s in sets[1:]]
+              + [f"RTF ({main})", "trained params", "train min", f"vs AM ({main})", f"vs speech LLM ({main})"])
+    lines = ["|" + "|".join(header) + "|", "|" + "---|" * len(header)]
+    for block in blocks:
+        members = [x for d in block.exp_dirs for x in by_exp.get(d.resolve(), [])]
+        if not members:
+            continue
+        am_ref = next((x for d in block.exp_dirs for x in by_exp.get(d.resolve(), [])  # the first AM there is
+                       if x.decode_dir.name == am_reference and "llm_conf" not in _load_config(x.exp_dir)), None)
+        order = {d.resolve(): i for i, d in enumerate(block.exp_dirs)}
+        members.sort(key=lambda x: (order[x.exp_dir.resolve()], fusion_llm_name(x) or "", _mode_rank(x), x.decode_dir.name))
+        lines.append(f"|**{block.title}**|" + "|" * (len(header) - 1))
+        for system in members:
+            config = _load_config(system.exp_dir)
+            name = describe(system.exp_dir, config)
+            llm = fusion_llm_name(system)
+            if llm:
+                name += f" + {llm}"
+            mode = decoding_mode(_mode_tag(system))
+            weights = _decode_weights(system)
+            if weights:
+                mode += f" ({weights})"
+            wer = system.scores.get("WER", {})
+            cer = system.scores.get("CER", {})
+            first = wer.get(main, {})
+            counts = first.get("counts", {})
+            rtf = decode_rtf(system.decode_dir, main, dumpdir) if main else None
+            meta = system.meta
+            params = meta.get("trainable_params", "-")
+            minutes = meta.get("train_time_min")
+            time_text = "-" if minutes is None else f"{minutes}"
+            if meta.get("first_stage_time_min") is not None:
+                time_text = f"{meta['first_stage_time_min'] + minutes:.1f} ({meta['first_stage_time_min']} + {minutes})"
+            if llm:
+                text_meta = _read_meta(Path(str(meta["fusion_llm"])))
+                if text_meta.get("trainable_params"):
+                    params = f"{params} + {text_meta['trainable_params'] / 1e6:.2f} M"
+                if text_meta.get("train_wall_s") is not None and minutes is not None:
+                    time_text = f"{minutes + text_meta['train_wall_s'] / 60:.1f} ({minutes} + {text_meta['train_wall_s'] / 60:.1f})"
+            vs_am = "AM" if system is am_ref else (significance(system, am_ref, main, _sig_dir(am_ref)) if am_ref else None)
+            vs_llm = "speech LLM" if system is llm_ref else (
+                significance(system, llm_ref, main, _sig_dir(llm_ref)) if llm_ref else None)
+            row = [name, f"`{mode}`", _pct(first.get("Err")), _pct(cer.get(main, {}).get("Err")),
+                   str(counts.get("Ins", "-")), str(counts.get("Del", "-"))]
+            row += [_pct(wer.get(s, {}).get("Err")) for s in sets[1:]]
+            row += ["-" if rtf is None else f"{rtf:.3f}", str(params), time_text, vs_am or "-", vs_llm or "-"]
+            lines.append("|" + "|".join(row) + "|")
+    return lines if len(lines) > 2 else []  # no block's systems exist yet: no table
+
+
+def _sig_dir(reference: System) -> str:
+    return f"significance_vs_{reference.exp_dir.name}_{reference.decode_dir.name}"
+
+
+def _mode_tag(system: System) -> str:
+    """The decode tag less the fusion LLM's name (decode_<conf><llm tag>_<model>): the decoding config's name."""
+    config = system.meta.get("decode_config")
+    match = _MODEL_SUFFIX.match(system.decode_tag)
+    if config and match:
+        return re.sub(r"^decode_", "", Path(str(config)).stem) + "_" + match.group("model")
+    return system.decode_tag
+
+
 def write_results(systems: Sequence[System], out: Path, env: Optional[Dict[str, str]] = None,
-                  first: Sequence[Path] = ()) -> str:
-    """Write `out` whole (atomically: a temp file renamed over it) from `systems`, `first`'s exp dirs first."""
+                  first: Sequence[Path] = (), comparison: Optional[List[str]] = None) -> str:
+    """Write `out` whole (atomically: a temp file renamed over it) from `systems`, `first`'s exp dirs first;
+    `comparison` (render_comparison's lines) leads the summary."""
     out = Path(out)
-    text = render(order_systems(systems, first), env if env is not None else environment())
+    text = render(order_systems(systems, first), env if env is not None else environment(), comparison)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -57,3 +57,20 @@ def record_run(output_dir: str | os.PathLike, prefix: str, **fields) -> Iterator
                 "nproc": os.cpu_count(),
             },
         )
+
+
+@contextlib.contextmanager
+def record_decode(output_dir: str | os.PathLike) -> Iterator[dict]:
+    """Time one decoding into `<output_dir>/meta.json` (replacing an earlier decoding's figures), when it ends cleanly.
+
+    Yields a dict; the decoder sets `loaded` to time.time() once its models are built, so that `decode_s` (wall
+    seconds of the decoding loop, for the RTF) leaves out `load_s`. Also records the peak RSS and torch's threads."""
+    import torch
+
+    start = time.time()
+    cost: dict = {}
+    yield cost
+    end = time.time()
+    loaded = cost.get("loaded", start)
+    update_meta(output_dir, load_s=round(loaded - start, 2), decode_s=round(end - loaded, 2),
+                decode_peak_rss_gib=round(peak_rss_gib(), 2), decode_threads=torch.get_num_threads())

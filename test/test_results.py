@@ -157,3 +157,108 @@ def test_baseline_column_has_sc_stats_verdicts(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert results_make_main(["--exp_dirs", "exp/*", "--out", "R2.md", "--baseline", "exp/none/decode_x"]) == 1
     assert "baseline exp/none/decode_x" in capsys.readouterr().err
+
+
+def epoch_line(epoch: int, minutes: float) -> str:
+    return (f"[vm] 2026-01-01 00:00:00,000 (trainer:394) INFO: {epoch}epoch results: [train] loss=1.0, acc=0.5, "
+            f"time={minutes} minutes and 0 seconds, total_count=10, [valid] loss=1.0, acc=0.5, time=0 seconds\n")
+
+
+def scored_decode(exp: Path, tag: str, hyp: dict, decode_s: float, **meta) -> Path:
+    """exp/<tag>/test scored (WER, CER) with one decoding job that took `decode_s`; meta.json of the decode dir."""
+    test_dir = exp / tag / "test"
+    score(REF, hyp, test_dir / "score_wer", unit="word")
+    score(REF, hyp, test_dir / "score_cer", unit="char")
+    job = test_dir / "logdir" / "output.1"
+    job.mkdir(parents=True)
+    (job / "meta.json").write_text(json.dumps({"decode_s": decode_s, "load_s": 9.0}))
+    (exp / tag / "meta.json").write_text(json.dumps(meta))
+    return exp / tag
+
+
+def comparison_exps(root: Path) -> dict:
+    """A Whisper AM (beam, a dev-tuned delayed fusion with a random-init text LLM, a tuning grid point) and a
+    two-stage speech LLM, with train logs, model summaries, text LLM meta and the test set's audio length."""
+    exp = root / "exp"
+    am = exp / "asr_whisper_ctc_att_nosp"
+    am.mkdir(parents=True)
+    (am / "config.yaml").write_text("encoder: hf_whisper\nencoder_conf: {model_dir: exp/whisper/tiny.en, freeze: false}\n"
+                                    "decoder: transformer\nmodel_conf: {ctc_weight: 0.3}\n")
+    (am / "train.log").write_text("    Number of trainable parameters: 9.51 M (100.0%)\n" + epoch_line(1, 4) + epoch_line(2, 6))
+    scored_decode(am, "decode_asr_beam10_ctc0.3_valid.acc.ave", HYP, 2.0, decode_config="conf/decode_asr_beam10_ctc0.3.yaml")
+    text_llm = exp / "llm_text_an4_smollm2-135m-random"
+    text_llm.mkdir()
+    (text_llm / "meta.json").write_text(json.dumps({"options": {"llm": "exp/llm/smollm2-135m-random"},
+                                                    "trainable_params": 1_500_000, "train_wall_s": 120.0}))
+    tuned = root / "fusion_tune" / "decode_asr_fusion_delayed_devtuned.yaml"
+    tuned.parent.mkdir()
+    tuned.write_text("fusion: delayed\nlm_weight: 0.5\npenalty: 1.0\nbeam_size: 10\n")
+    scored_decode(am, "decode_asr_fusion_delayed_devtuned_smollm2-135m-random_valid.acc.ave", REF, 4.0,
+                  decode_config=str(tuned), fusion_llm=str(text_llm))
+    scored_decode(am, "decode_tune_asr_fusion_delayed_lm_weight0.5_smollm2-135m-random_valid.acc.ave", REF, 4.0)
+    first = exp / "llm_asr_whisper_lora"
+    first.mkdir()
+    (first / "train.log").write_text(epoch_line(1, 30))
+    llm = exp / "llm_asr_whisper_ft_lora"
+    llm.mkdir()
+    (llm / "config.yaml").write_text(
+        "encoder: whisper\nencoder_conf: {model_dir: exp/whisper/tiny.en, freeze: false}\n"
+        "projector_conf: {stride_ms: 80}\nllm_conf: {name_or_path: exp/llm/smollm2-135m, tuning: lora, lora: {r: 8}}\n"
+        "model_conf: {ctc_weight: 0.3}\n")
+    (llm / "train.log").write_text("    Number of trainable parameters: 12.3 M (8.4%)\n" + epoch_line(1, 10))
+    (llm / "init_from.txt").write_text(f"{first}/valid.acc.ave.pth\n")
+    scored_decode(llm, "decode_llm_beam10_ctc0.3_valid.acc.ave", REF, 1.0,
+                  decode_config="conf/decode_llm_beam10_ctc0.3.yaml")
+    samples = root / "dump" / "fbank" / "test" / "utt2num_samples"
+    samples.parent.mkdir(parents=True)
+    samples.write_text("u1 160000\nu2 80000\nu3 80000\n")  # 20 s of audio
+    return dict(exp=exp, am=am, llm=llm, dump=root / "dump")
+
+
+def test_comparison_table_rows_costs_and_significance(tmp_path):
+    from espnet_llm.results import Block, render_comparison
+
+    d = comparison_exps(tmp_path)
+    systems = collect_systems([str(d["exp"] / "*")])
+    # a tuning grid's decode dirs are not systems
+    assert not any(s.decode_dir.name.startswith("decode_tune_") for s in systems)
+    blocks = [Block.parse(f"Whisper tiny.en encoder={d['am']},{d['llm']}")]
+    lines = render_comparison(systems, blocks, ["test", "dev"], "decode_asr_beam10_ctc0.3_valid.acc.ave",
+                              "decode_llm_beam10_ctc0.3_valid.acc.ave", d["dump"])
+    assert lines[0] == ("|system|decoding|test WER|test CER|#Ins|#Del|dev WER|RTF (test)|trained params|train min|"
+                        "vs AM (test)|vs speech LLM (test)|")
+    assert lines[2].startswith("|**Whisper tiny.en encoder**|")
+    am_row, fusion_row, llm_row = (line.split("|")[1:-1] for line in lines[3:6])
+    # the AM alone: 30 % WER; 2 s of decoding over 20 s of audio; 10 minutes of training
+    assert am_row[:2] == ["Whisper tiny.en (fine-tuned) CTC/attention AM", "`beam10_ctc0.3`"]
+    assert am_row[2] == "30.0" and am_row[7:10] == ["0.100", "9.51 M", "10.0"] and am_row[10] == "AM"
+    # the fusion: named with its LLM and the weights chosen on dev; AM + text LLM parameters and minutes
+    assert fusion_row[0] == "Whisper tiny.en (fine-tuned) CTC/attention AM + smollm2-135m-random"
+    assert fusion_row[1] == "`delayed_fusion tuned on dev (lm_weight 0.5, penalty 1.0)`"
+    assert fusion_row[2] == "0.0" and fusion_row[7:10] == ["0.200", "9.51 M + 1.50 M", "12.0 (10.0 + 2.0)"]
+    assert fusion_row[10].startswith("MP: ") and "SI: " in fusion_row[10]
+    # the speech LLM: both stages' minutes; it is the speech LLM reference
+    assert llm_row[0].startswith("speech LLM: Whisper tiny.en") and llm_row[1] == "`beam10_ctc0.3`"
+    assert llm_row[7:10] == ["0.050", "12.3 M", "40.0 (30.0 + 10.0)"] and llm_row[11] == "speech LLM"
+    assert am_row[11].startswith("MP: ")
+    assert (d["am"] / "decode_asr_beam10_ctc0.3_valid.acc.ave" / "test"
+            / "significance_vs_llm_asr_whisper_ft_lora_decode_llm_beam10_ctc0.3_valid.acc.ave").is_dir()
+
+
+def test_results_make_writes_the_comparison_first(tmp_path, monkeypatch):
+    d = comparison_exps(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "RESULTS.md"
+    assert results_make_main(["--exp_dirs", "exp/*", "--out", str(out), "--compare", "AMs=exp/asr_whisper_ctc_att_nosp",
+                              "--compare", "LLMs=exp/llm_asr_whisper_ft_lora", "--compare_sets", "test",
+                              "--am_reference", "decode_asr_beam10_ctc0.3_valid.acc.ave", "--llm_reference",
+                              "decode_llm_beam10_ctc0.3_valid.acc.ave"]) == 0
+    text = out.read_text()
+    assert text.index("## Comparison") < text.index("## Summary")
+    assert "|**AMs**|" in text and "|**LLMs**|" in text
+    assert results_make_main(["--exp_dirs", "exp/*", "--out", str(out), "--compare", "no title"]) == 2
+
+
+def test_decoding_mode_of_tuned_fusions():
+    assert decoding_mode("asr_fusion_delayed_devtuned_valid.acc.ave") == "delayed_fusion tuned on dev"
+    assert decoding_mode("asr_ctc_greedy_valid.acc.ave") == "ctc_greedy"

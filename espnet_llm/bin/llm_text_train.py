@@ -22,11 +22,14 @@ read as a space; `<sos/eos>` takes the LLM's EOS row, `<blank>` and `<unk>` the 
 embeddings are tied to the input ones, or re-initialised the same way. BOS and EOS are the AM's `<sos/eos>` id.
 The output directory then holds the model, `tokens.txt` and `bpe.model` (no HF tokenizer: the AM's units are used).
 
-Writes `{out_dir}/train_log.tsv` (step, loss).
+Writes `{out_dir}/train_log.tsv` (step, loss) and `{out_dir}/meta.json` (the options, the trained parameters and
+the wall time), then `{out_dir}/.done`. A rerun with the same options into a done `out_dir` does nothing (the
+fusion decodings made with it stay valid); other options train it again.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -116,6 +119,7 @@ def train(args: argparse.Namespace) -> List[float]:
     tuning = args.tuning or ("full" if args.units == "am" else "lora")
     lora_conf = dict(r=args.lora_r, alpha=args.lora_alpha, dropout=0.0) if tuning == "lora" else None
     llm = load_causal_lm(args.llm, tuning=tuning, lora_conf=lora_conf)
+    trainable = sum(p.numel() for p in llm.parameters() if p.requires_grad)
     if args.units == "am":
         if args.token_list is None or args.bpemodel is None:
             raise ValueError("--units am needs --token_list and --bpemodel (the AM's)")
@@ -173,6 +177,7 @@ def train(args: argparse.Namespace) -> List[float]:
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     with open(out_dir / "train_log.tsv", "w") as f:
         f.write("step\tloss\n" + "".join(f"{i}\t{loss:.6f}\n" for i, loss in enumerate(losses, 1)))
+    args.trainable_params = trainable
     return losses
 
 
@@ -200,11 +205,27 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
     logging.basicConfig(level="INFO", format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    import time
+
+    from espnet_llm.exp_dir import clear_done, is_done, mark_done
+    from espnet_llm.runinfo import update_meta
+
+    options = {k: v for k, v in sorted(vars(args).items())}
+    meta = Path(args.out_dir) / "meta.json"
+    if is_done(args.out_dir) and meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("options") == options:
+        logging.info(f"{args.out_dir} is done with these options: nothing to train (delete it to train again)")
+        return
+    start = time.time()
     try:
+        if Path(args.out_dir).is_dir():
+            clear_done(args.out_dir)
         losses = train(args)
     except (ValueError, FileNotFoundError) as e:
         logging.error(str(e))
         sys.exit(1)
+    update_meta(args.out_dir, options=options, trainable_params=args.trainable_params,
+                train_wall_s=round(time.time() - start, 1))
+    mark_done(args.out_dir)
     logging.info(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; saved to {args.out_dir}")
 
 

@@ -46,7 +46,7 @@ from espnet2.asr.specaug.specaug import SpecAug
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.utterance_mvn import UtteranceMVN
-from espnet2.tasks.abs_task import AbsTask, optim_classes
+from espnet2.tasks.abs_task import AbsTask
 from espnet2.tasks.asr import encoder_choices as espnet_encoder_choices
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
@@ -63,6 +63,7 @@ from espnet_llm.asr.llm import DEFAULT_LORA, check_llm_dir, llm_fingerprint, loa
 from espnet_llm.asr.projector.abs_projector import AbsProjector
 from espnet_llm.asr.projector.conv import ConvProjector
 from espnet_llm.asr.projector.stack import StackLinearProjector, StackMLPProjector
+from espnet_llm.tasks.optim import add_encoder_lr_scale, encoder_scaled_optimizers
 
 FEATS_FRAME_SHIFT_MS = 10.0  # Kaldi fbank in dump/ (docs/ARCHITECTURE.md)
 DEFAULT_LLM_CONF = dict(
@@ -183,13 +184,7 @@ class LLMASRTask(AbsTask):
             "--ctc_conf", action=NestedDictAction, default=get_default_kwargs(CTC), help="Keyword arguments of CTC"
         )
 
-        group.add_argument(
-            "--encoder_lr_scale",
-            type=float,
-            default=1.0,
-            help="Learning rate of the encoder's parameters relative to optim_conf.lr: a pretrained encoder "
-            "fine-tuned beside a randomly initialised projector wants a smaller step than the projector (0.1)",
-        )
+        add_encoder_lr_scale(group)
         group.add_argument(
             "--ctc_vocab",
             type=str_or_none,
@@ -228,29 +223,8 @@ class LLMASRTask(AbsTask):
 
     @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
-        """ESPnet's optimizer; with ``encoder_lr_scale`` != 1, two parameter groups: encoder (lr x scale), the rest.
-
-        ESPnet's schedulers (warmuplr, ...) scale each group's own base lr, so the ratio holds all through training.
-        """
-        scale = float(getattr(args, "encoder_lr_scale", 1.0))
-        if scale == 1.0:
-            return super().build_optimizers(args, model)
-        if scale <= 0.0:
-            raise ValueError(f"encoder_lr_scale must be > 0, got {scale} (freeze the encoder with freeze_encoder)")
-        if args.sharded_ddp or args.exclude_weight_decay:
-            raise ValueError("encoder_lr_scale cannot be combined with sharded_ddp or exclude_weight_decay")
-        optim_class = optim_classes.get(args.optim)
-        if optim_class is None:
-            raise ValueError(f"must be one of {list(optim_classes)}: {args.optim}")
-        encoder_ids = {id(p) for p in model.encoder.parameters()}
-        encoder_params = [p for p in model.parameters() if id(p) in encoder_ids]
-        other_params = [p for p in model.parameters() if id(p) not in encoder_ids]
-        lr = args.optim_conf.get("lr")
-        if lr is None:
-            raise ValueError("encoder_lr_scale needs optim_conf.lr")
-        groups = [dict(params=other_params), dict(params=encoder_params, lr=lr * scale)]
-        logging.info(f"optimizer: encoder lr {lr * scale:g} ({scale:g} x {lr:g}) for {len(encoder_params)} tensors")
-        return [optim_class(groups, **args.optim_conf)]
+        """ESPnet's optimizer; with ``encoder_lr_scale`` != 1, two parameter groups (espnet_llm.tasks.optim)."""
+        return encoder_scaled_optimizers(args, model) or super().build_optimizers(args, model)
 
     @classmethod
     @typechecked

@@ -78,3 +78,36 @@ def test_convert_smollm2_gguf(tmp_path):
     mtime = (out / "model.safetensors").stat().st_mtime
     main(["--out_dir", str(out)])
     assert (out / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_random_init_keeps_the_architecture_and_tokenizer_and_drops_the_weights(tmp_path):
+    import json
+
+    from espnet_llm.asr.llm import llm_fingerprint
+
+    src = save_tiny_llm(tmp_path / "tiny")
+    out = tmp_path / "exp" / "llm" / "tiny-random"
+    # (the tiny LLM itself is transformers' initialisation with seed 0: another seed stands for the pre-training)
+    main(["--random_init", "--seed", "3", "--llm", str(src), "--out_dir", str(out)])
+    assert is_complete_hf_dir(out) and not out.is_symlink()
+    assert json.loads((out / "random_init.json").read_text()) == {"architecture_of": "tiny", "seed": 3}
+    pretrained = AutoModelForCausalLM.from_pretrained(src)
+    fresh = AutoModelForCausalLM.from_pretrained(out)
+    assert fresh.config.to_diff_dict() == {**fresh.config.to_diff_dict(), **{
+        k: v for k, v in pretrained.config.to_diff_dict().items() if k not in ("_name_or_path", "transformers_version")}}
+    assert sum(p.numel() for p in fresh.parameters()) == sum(p.numel() for p in pretrained.parameters())
+    weights = dict(pretrained.named_parameters())
+    assert any(not torch.equal(p, weights[n]) for n, p in fresh.named_parameters())
+    assert AutoTokenizer.from_pretrained(out)("HELLO WORLD").input_ids == [2, 3]
+    assert llm_fingerprint(out) != llm_fingerprint(src)  # a speech LLM of one refuses the other
+    # seeded: the same weights again; a rerun keeps the directory
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    main(["--random_init", "--seed", "3", "--llm", str(src), "--out_dir", str(out)])
+    assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+    other = tmp_path / "again"
+    main(["--random_init", "--seed", "3", "--llm", str(src), "--out_dir", str(other)])
+    again = AutoModelForCausalLM.from_pretrained(other)
+    assert all(torch.equal(p, dict(again.named_parameters())[n]) for n, p in fresh.named_parameters())
+    # a real (pretrained) LLM dir is never overwritten
+    with pytest.raises(SystemExit):
+        main(["--random_init", "--llm", str(src), "--out_dir", str(src)])

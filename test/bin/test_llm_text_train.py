@@ -55,6 +55,21 @@ def test_lora_on_llm_tokens_lowers_the_loss_and_saves_a_loadable_model(tiny_llm_
     seen = "yes no one"  # lower-cased training text
     tuned, untuned = LLMTextScorer(llm, tok).sentence_logp(seen), LLMTextScorer(base, tok).sentence_logp(seen)
     assert tuned > untuned + 1.0
+    # meta.json: what was trained and how long; a rerun with the same options keeps the model (and the fusion
+    # decodings made with it), other options train again
+    import json
+
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["trainable_params"] > 0 and meta["train_wall_s"] > 0 and meta["options"]["max_steps"] == 12
+    assert (out / ".done").is_file()
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    main(["--llm", str(tiny_llm_dir), "--text", str(text_file), "--out_dir", str(out), "--max_steps", "12",
+          "--batch_size", "8", "--lr", "0.05", "--lora_r", "4"])
+    assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+    main(["--llm", str(tiny_llm_dir), "--text", str(text_file), "--out_dir", str(out), "--max_steps", "2",
+          "--batch_size", "8", "--lr", "0.05", "--lora_r", "4"])
+    assert (out / "model.safetensors").stat().st_mtime_ns != stamp
+    assert json.loads((out / "meta.json").read_text())["options"]["max_steps"] == 2
 
 
 def test_shared_units_resize_to_the_am_token_list(tiny_llm_dir, text_file, tmp_path):

@@ -60,9 +60,14 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     assert (recipe / "exp/llm_asr_tiny_ft_tiny_synth/valid.acc.ave.pth").is_file()
 
     decodes = sorted(p.parent.parent.name for p in recipe.glob("exp/*/decode_*/test_sub30/text"))
-    assert decodes == ["decode_asr_fusion_delayed_valid.acc.ave", "decode_asr_fusion_labelwise_valid.acc.ave",
-                       "decode_asr_rescore_nbest10_valid.acc.ave", "decode_asr_tiny_valid.acc.ave",
+    assert decodes == ["decode_asr_fusion_delayed_tiny_valid.acc.ave", "decode_asr_fusion_labelwise_tiny_valid.acc.ave",
+                       "decode_asr_rescore_nbest10_tiny_valid.acc.ave", "decode_asr_tiny_valid.acc.ave",
                        "decode_llm_greedy_valid.acc.ave"]
+    fusion = recipe / "exp/asr_tiny/decode_asr_fusion_labelwise_tiny_valid.acc.ave"
+    assert json.loads((fusion / "meta.json").read_text()) == {
+        "decode_config": "conf/decode_asr_fusion_labelwise.yaml", "fusion_llm": "exp/llm_text_an4_bpe30_tiny"}
+    job = json.loads((fusion / "test_sub30/logdir/output.1/meta.json").read_text())
+    assert job["decode_s"] > 0 and job["load_s"] > 0
     for text in recipe.glob("exp/*/decode_*/test_sub30/text"):
         ids = [line.split(maxsplit=1)[0] for line in text.read_text().splitlines()]
         assert len(ids) == 30 and ids == sorted(ids), text
@@ -118,3 +123,35 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
                          timeout=600, env=dict(env, ESPNET_LLM_CACHE=str(elsewhere / "cache")), check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("some.flac")
+
+    # The comparison's machinery (run_compare.sh): an AM on the unperturbed training set with its CTC best path, a
+    # fusion tuned on dev by a grid, a randomly initialised LLM as the speech LLM's decoder and the fusion LM, and
+    # RESULTS.md led by the comparison table. Trained systems are not trained again.
+    compare = [*args, "--llm_name", "tiny-random", "--llm_random_init", "true", "--asr_speed_perturb", "false",
+               "--asr_inference_config", "conf/decode_asr_tiny.yaml conf/decode_asr_ctc_greedy.yaml",
+               "--fusion_inference_configs", "conf/decode_asr_fusion_delayed.yaml",
+               "--fusion_tune_grid", "lm_weight=0.1,0.5", "--llm_asr_first_config", "", "--llm_test_sets", "test",
+               "--results_compare", "Tiny=exp/asr_tiny_nosp,exp/llm_asr_tiny_ft_tiny_synth,exp/llm_asr_tiny_ft_tiny-random_synth"]
+    run = subprocess.run([str(recipe / "run.sh"), *compare, "--stage", "5"], cwd=recipe, capture_output=True,
+                         text=True, timeout=1200, env=env, check=False)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert json.loads((recipe / "exp/llm/tiny-random/random_init.json").read_text())["seed"] == 0
+    assert "data/train_sub30/text,text,text" in (recipe / "exp/asr_tiny_nosp/train.log").read_text()
+    assert (recipe / "exp/llm_text_an4_tiny-random/.done").is_file()
+    assert (recipe / "exp/llm_asr_tiny_ft_tiny-random_synth/valid.acc.ave.pth").exists()
+    grid = recipe / "exp/asr_tiny_nosp/fusion_tune_tiny-random"
+    rows = (grid / "decode_asr_fusion_delayed_grid.md").read_text().splitlines()
+    assert len(rows) == 4 and sum("(chosen)" in row for row in rows) == 1
+    assert (grid / "decode_asr_fusion_delayed_devtuned.yaml").read_text().startswith("# Tuned on dev_sub30")
+    tuned = recipe / "exp/asr_tiny_nosp/decode_asr_fusion_delayed_devtuned_tiny-random_valid.acc.ave"
+    assert len((tuned / "test_sub30/text").read_text().splitlines()) == 30
+    assert not (tuned.parent / "decode_tune_asr_fusion_delayed_lm_weight0.1_tiny-random_valid.acc.ave/test_sub30").exists()
+    assert (recipe / "exp/asr_tiny_nosp/decode_asr_ctc_greedy_valid.acc.ave/test_sub30/score_wer/result.json").is_file()
+    results = (recipe / "RESULTS.md").read_text()
+    table = results[results.index("## Comparison"):results.index("## Summary")]
+    assert "|**Tiny**|" in table and "`ctc_greedy`" in table and "tuned on dev (lm_weight" in table
+    assert "+ tiny-random|" in table and "|speech LLM|" in table.replace(" (test_sub30)", "")
+    assert "decode_tune_" not in results
+    again = subprocess.run([str(recipe / "run.sh"), *compare, "--stage", "6", "--stop_stage", "6"], cwd=recipe,
+                           capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert again.returncode == 0 and "is trained by this config and command: skipping" in again.stdout

@@ -81,7 +81,7 @@ def test_task_parser_takes_it(config, tmp_path):
         assert args.llm_conf and args.projector
         check_nested_confs(LLMASRTask, args, skip={"model_conf": ("prompt",)})  # encoder_conf, optim_conf, ...
     elif name.startswith("train_asr"):
-        from espnet2.tasks.asr import ASRTask
+        from espnet_llm.tasks.asr import ASRTask  # ESPnet's, with the project's encoders and encoder_lr_scale
 
         from espnet_llm.config_check import check_nested_confs
 

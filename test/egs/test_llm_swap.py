@@ -15,7 +15,8 @@ COMMON = ["--subset", "30", "--test_sets", "test", "--llm_test_sets", "test", "-
           "--inference_nj", "1", "--nthreads", "1", "--speed_perturb_factors", "",
           "--asr_config", "conf/tuning/train_asr_tiny.yaml", "--asr_inference_config", "conf/decode_asr_tiny.yaml",
           "--text_llm_args", "--max_steps 1 --batch_size 4", "--llm_init_encoder", "false",
-          "--llm_asr_first_config", "", "--llm_inference_config", "conf/decode_llm_greedy.yaml"]
+          "--llm_asr_first_config", "", "--llm_inference_config", "conf/decode_llm_greedy.yaml",
+          "--fusion_inference_configs", ""]  # the speech LLM's stages; the fusions have their own tests
 
 
 def run(recipe: Path, *args, check=True):

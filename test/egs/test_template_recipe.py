@@ -108,10 +108,11 @@ def test_new_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     for name, n in (("train", 24), ("dev", 12), ("test", 12)):
         assert len((new / "data" / name / "text").read_text().splitlines()) == n
     assert len((new / "data" / "train_sp" / "text").read_text().splitlines()) == 72
-    assert (new / "exp" / "llm_text_mycorpus").is_dir() and (new / "exp" / "llm_text_mycorpus_bpe30").is_dir()
+    # the text LLMs and the fusion decodings of an LLM other than the default carry its name
+    assert (new / "exp" / "llm_text_mycorpus_tiny").is_dir() and (new / "exp" / "llm_text_mycorpus_bpe30_tiny").is_dir()
     decodes = sorted(p.parent.parent.name for p in new.glob("exp/*/decode_*/test/text"))
-    assert decodes == ["decode_asr_fusion_delayed_valid.acc.ave", "decode_asr_fusion_labelwise_valid.acc.ave",
-                       "decode_asr_rescore_nbest10_valid.acc.ave", "decode_asr_tiny_valid.acc.ave",
+    assert decodes == ["decode_asr_fusion_delayed_tiny_valid.acc.ave", "decode_asr_fusion_labelwise_tiny_valid.acc.ave",
+                       "decode_asr_rescore_nbest10_tiny_valid.acc.ave", "decode_asr_tiny_valid.acc.ave",
                        "decode_llm_greedy_valid.acc.ave"]
     words = sum(len(s.split()) for s in SENTENCES)
     for text in new.glob("exp/*/decode_*/test/text"):

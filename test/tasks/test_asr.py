@@ -68,3 +68,16 @@ def test_a_tiny_whisper_encoder_am_trains_one_step_and_decodes(tmp_path):
                       beam_size=2, ctc_weight=0.3, maxlenratio=0.0)
     text, tokens, token_ids, hyp = s2t(rng.normal(0, 0.1, 8000).astype(np.float32))[0]
     assert isinstance(text, str) and all(t in TOKENS for t in tokens)
+
+
+def test_encoder_lr_scale_gives_the_pretrained_encoder_its_own_learning_rate(tmp_path):
+    args = ASRTask.get_parser().parse_args(["--config", str(config(tmp_path, encoder_lr_scale=0.1))])
+    model = ASRTask.build_model(args)
+    (optimizer,) = ASRTask.build_optimizers(args, model)
+    rest, encoder = optimizer.param_groups
+    assert rest["lr"] == pytest.approx(0.001) and encoder["lr"] == pytest.approx(0.0001)
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in model.encoder.parameters()}
+    assert len(rest["params"]) + len(encoder["params"]) == len(list(model.parameters()))
+    # scale 1: ESPnet's own single group
+    plain = ASRTask.get_parser().parse_args(["--config", str(config(tmp_path))])
+    assert len(ASRTask.build_optimizers(plain, model)[0].param_groups) == 1

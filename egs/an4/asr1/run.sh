@@ -11,9 +11,13 @@
 #   ./run.sh --stage 11 --stop_stage 13       # decode, score and report again
 #   ./run.sh --llm_asr_first_config "" --llm_asr_config conf/tuning/train_llm_asr_whisper_lora.yaml  # one stage only
 #   ./run.sh --llm /path/to/Qwen2-0.5B        # another LLM: its own exp/llm_asr_*_Qwen2-0.5B dirs
+#   ./run_compare.sh                          # both roads on the same encoder, a strong AM, a random-init LLM
 #   ./run.sh --help
 set -euo pipefail
 cd "$(dirname "$0")"
+# RESULTS.md's comparison table (run_compare.sh makes the systems; a block shows the ones that exist)
+compare="Whisper tiny.en encoder on both roads=exp/asr_whisper_ctc_att_nosp,exp/llm_asr_whisper_ft_lora"
+compare+=",exp/llm_asr_whisper_ft_lora_smollm2-135m-random;Conformer AM from scratch=exp/asr_conformer_ep40,exp/asr_conformer"
 
 ../../TEMPLATE/asr1/llm_asr.sh \
   --train_set train --valid_set dev --test_sets "test dev" --llm_test_sets "test dev librivox cards" \
@@ -26,4 +30,5 @@ cd "$(dirname "$0")"
   --llm_asr_first_config conf/train_llm_asr_first.yaml \
   --llm_asr_config conf/train_llm_asr.yaml \
   --llm_inference_config "conf/decode_llm_greedy.yaml conf/decode_llm_beam10_ctc0.3.yaml" \
+  --results_compare "${compare}" \
   "$@"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Integration vs combination on equal footing (AN4): the same pretrained encoder on both roads, a strong AM from
+# scratch beside it, and what the LLM's pre-training is worth. Through ./run.sh, one system after another:
+#   1. Whisper tiny.en encoder: a CTC/attention AM on it (conf/tuning/train_asr_whisper_ctc_att.yaml, AN4 train as
+#      the speech LLM's, no speed perturbation), alone (beam + CTC, CTC best path) and fused with SmolLM2-135M
+#      (N-best rescoring, label-wise, delayed; weights tuned on dev by a grid), and the default speech LLM;
+#   2. the conformer AM from scratch, 40 epochs (conf/tuning/train_asr_conformer_ep40.yaml), alone and fused;
+#   3. SmolLM2-135M's architecture randomly initialised (--llm_random_init true): the speech LLM and the fusion LM.
+# Stage 13 then writes RESULTS.md with the comparison table first (run.sh's --results_compare). A finished system is
+# not trained or decoded again, so a stopped comparison continues where it stopped.
+#
+#   ./run_compare.sh                          # everything
+#   ./run_compare.sh --parts "whisper"        # only part 1 (then: "scratch", "random")
+#   ./run_compare.sh --parts "" --stage 13    # only the report
+set -euo pipefail
+cd "$(dirname "$0")"
+
+log() {
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) $*"
+}
+
+parts="whisper scratch random"  # what to run, in this order
+fusion_tune_grid="lm_weight=0.1,0.3,0.5 penalty=0,1"  # tuned on dev, per AM, fusion and LLM
+test_sets="test dev librivox cards"  # sets the AMs decode (the speech LLMs decode run.sh's llm_test_sets)
+run_args=""             # extra options for every ./run.sh call
+stage=13                # the report's stage (13: RESULTS.md)
+help_message="Usage: $0 [--parts \"whisper scratch random\"] [--fusion_tune_grid \"...\"] [--run_args \"...\"]"
+# shellcheck disable=SC1091
+. utils/parse_options.sh
+
+fusions="conf/decode_asr_rescore_nbest10.yaml conf/decode_asr_fusion_labelwise.yaml conf/decode_asr_fusion_delayed.yaml"
+common=(--test_sets "${test_sets}" --fusion_inference_configs "${fusions}" --fusion_tune_grid "${fusion_tune_grid}"
+        --asr_inference_config "conf/decode_asr_beam10_ctc0.3.yaml conf/decode_asr_ctc_greedy.yaml")
+whisper_am=(--asr_config conf/tuning/train_asr_whisper_ctc_att.yaml --asr_input raw --asr_speed_perturb false)
+for part in ${parts}; do
+  case ${part} in
+    whisper) log "Part 1: Whisper-encoder AM and its fusions, the speech LLM"
+             # shellcheck disable=SC2086
+             ./run.sh "${common[@]}" "${whisper_am[@]}" --stop_stage 12 ${run_args} ;;
+    scratch) log "Part 2: the conformer AM from scratch, 40 epochs, and its fusions"
+             # shellcheck disable=SC2086
+             ./run.sh "${common[@]}" --asr_config conf/tuning/train_asr_conformer_ep40.yaml --stop_stage 12 ${run_args} ;;
+    random)  log "Part 3: randomly initialised SmolLM2-135M as the speech LLM's decoder and as the fusion LM"
+             # shellcheck disable=SC2086
+             ./run.sh "${common[@]}" "${whisper_am[@]}" --llm_random_init true --stage 7 --stop_stage 12 ${run_args} ;;
+    *) log "Error: --parts ${part}: whisper, scratch or random"; exit 2 ;;
+  esac
+done
+# shellcheck disable=SC2086
+./run.sh --stage "${stage}" --stop_stage 13 ${run_args}
