@@ -39,6 +39,7 @@ from espnet_llm.asr.llm import load_tokenizer
 from espnet_llm.audio import fbank, load_audio, waveform_from_array
 from espnet_llm.decode.greedy import DraftStats, greedy_search, max_output_length, speculative_greedy_search
 from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids
+from espnet_llm.decode.hotwords import HotwordScorer, llm_hotword_sequences
 from espnet_llm.decode.llm_scorer import LLMPrefixScorer
 from espnet_llm.decode.search import SettledBatchBeamSearch
 from espnet_llm.packing import MODEL_FILES, ModelFiles, PackError, find_model_files, locate, write_config
@@ -192,6 +193,10 @@ class Speech2TextLLM(_Transcribe):
         speculative: greedy search verifying the CTC head's best path as a draft, `draft_window` tokens per LLM
             forward (espnet_llm.decode.greedy.speculative_greedy_search): greedy's output, fewer LLM forwards.
             Needs a CTC head; `draft_stats` sums what it did.
+        hotwords, hotword_bonus: words or phrases biased in the beam search (espnet_llm.decode.hotwords: +bonus
+            per LLM token of a listed phrase, taken back when the match fails); turns greedy into a beam search.
+        hotword_lowercase: tokenise the hotwords lower-cased (a model trained with text_lowercase;
+            from_pretrained sets it from the training config).
         device: torch device.
     """
 
@@ -213,6 +218,9 @@ class Speech2TextLLM(_Transcribe):
         drop_forced_ends: bool = True,
         speculative: bool = False,
         draft_window: int = 16,
+        hotwords: Optional[Sequence[str]] = None,
+        hotword_bonus: float = 1.0,
+        hotword_lowercase: bool = False,
         device: str = "cpu",
     ):
         if beam_size < 1 or nbest < 1 or nbest > beam_size:
@@ -236,7 +244,7 @@ class Speech2TextLLM(_Transcribe):
         config = model.llm.config.get_text_config(decoder=True)
         self.max_positions = getattr(config, "max_position_embeddings", None)
 
-        self.use_greedy = beam_size == 1 and ctc_weight == 0.0
+        self.use_greedy = beam_size == 1 and ctc_weight == 0.0 and not hotwords
         if speculative and (not self.use_greedy or getattr(model, "ctc", None) is None):
             raise ValueError("speculative decoding is greedy search (beam_size 1, ctc_weight 0) with a CTC head's draft")
         if draft_window < 1:
@@ -250,6 +258,12 @@ class Speech2TextLLM(_Transcribe):
         if self.repeat_stop is not None:
             scorers["repetition"] = RepetitionStop(repeat_ngram, repeat_max, self.eos, self.n_vocab)
             weights["repetition"] = 1.0
+        self.hotword_scorer = None
+        if hotwords:
+            sequences = llm_hotword_sequences(tokenizer, hotwords, lowercase=hotword_lowercase)
+            self.hotword_scorer = HotwordScorer(sequences, self.n_vocab, hotword_bonus)
+            scorers["hotword"] = self.hotword_scorer
+            weights["hotword"] = 1.0
         if ctc_weight > 0.0:
             ctc_vocab = getattr(model.ctc, "vocab_size", model.ctc.ctc_lo.out_features)  # SubsetCTC: the LLM's
             if ctc_vocab != self.n_vocab:
@@ -277,6 +291,7 @@ class Speech2TextLLM(_Transcribe):
             raise PackError(f"{files.config_file} is an ESPnet ASR model's config: load it with Speech2TextAM")
         model, train_args = _built(files, lambda config: LLMASRTask.build_model_from_file(config, files.model_file, device))
         tokenizer = load_tokenizer(train_args.llm_conf["name_or_path"], train_args.llm_conf.get("trust_remote_code", False))
+        kwargs.setdefault("hotword_lowercase", bool(getattr(train_args, "text_lowercase", False)))
         speech2text = cls(model, tokenizer, device=device, **kwargs)
         speech2text.train_args = train_args
         speech2text.speech_input = speech_input(train_args)

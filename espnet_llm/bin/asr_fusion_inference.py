@@ -12,6 +12,9 @@ Usage:
     # label-wise fusion: an LLM whose vocabulary is the AM's token list (llm_text_train --units am)
     python -m espnet_llm.bin.asr_fusion_inference --fusion labelwise --llm exp/llm_text_an4_bpe30 --lm_weight 0.3 ...
 
+    # hotword biasing (any --fusion): listed words or phrases get a bonus per AM unit, taken back on a failed match
+    python -m espnet_llm.bin.asr_fusion_inference --hotwords hotwords.txt --hotword_bonus 1.5 ...
+
     # N-best rescoring of the AM's 10 best
     python -m espnet_llm.bin.asr_fusion_inference --fusion rescore --nbest_rescore 10 --beam_size 10 --llm ... ...
 
@@ -103,6 +106,8 @@ class Speech2TextFusion:
         llm_text_case: case of the text the LLM reads (delayed, rescore).
         word_bonus: per-word bonus of N-best rescoring.
         delay: delayed fusion's "word" (scores at word ends) or "token" (every AM token, one step late).
+        hotwords, hotword_bonus: words or phrases biased in the beam search (espnet_llm.decode.hotwords, on the
+            AM's BPE units: +bonus per unit of a listed phrase, taken back when the match fails).
     """
 
     def __init__(
@@ -115,6 +120,8 @@ class Speech2TextFusion:
         llm_text_case: str = "lower",
         word_bonus: float = 0.0,
         delay: str = "token",
+        hotwords: Optional[Sequence[str]] = None,
+        hotword_bonus: float = 1.0,
     ):
         from espnet_llm.decode.fusion import DelayedLLMScorer, LLMTextScorer, labelwise_scorer
 
@@ -141,6 +148,15 @@ class Speech2TextFusion:
         elif fusion == "delayed":
             scorer = DelayedLLMScorer(self.text_scorer, token_list, eos=model.eos, delay=delay)
             self.s2t.beam_search = with_scorer(speech2text.beam_search, "lm", scorer, lm_weight)
+        if hotwords:
+            from espnet_llm.decode.hotwords import HotwordScorer, unit_hotword_sequences
+
+            bpemodel = getattr(speech2text.asr_train_args, "bpemodel", None)
+            if not bpemodel:
+                raise ValueError("hotwords need the AM's bpemodel (its config's bpemodel)")
+            sequences = unit_hotword_sequences(bpemodel, token_list, hotwords)
+            scorer = HotwordScorer(sequences, len(token_list), hotword_bonus)
+            self.s2t.beam_search = with_scorer(self.s2t.beam_search, "hotword", scorer, 1.0)
 
     @classmethod
     def build(
@@ -155,6 +171,8 @@ class Speech2TextFusion:
         nbest_rescore: int = 10,
         delay: str = "token",
         device: str = "cpu",
+        hotwords: Optional[Sequence[str]] = None,
+        hotword_bonus: float = 1.0,
         **speech2text_kwargs,
     ) -> "Speech2TextFusion":
         """Build ESPnet's Speech2Text (kwargs: beam_size, ctc_weight, penalty, ...) and the LLM, then fuse them."""
@@ -169,7 +187,7 @@ class Speech2TextFusion:
         kwargs["lm_weight"] = 0.0  # ESPnet's own LM slot stays empty; the LLM is added below
         s2t = Speech2Text(asr_train_config=asr_train_config, asr_model_file=asr_model_file, device=device, **kwargs)
         model, tokenizer = load_fusion_llm(llm, device) if fusion != "none" else (None, None)
-        return cls(s2t, fusion, model, tokenizer, lm_weight, llm_text_case, word_bonus, delay)
+        return cls(s2t, fusion, model, tokenizer, lm_weight, llm_text_case, word_bonus, delay, hotwords, hotword_bonus)
 
     def __call__(self, speech: Union[np.ndarray, torch.Tensor]) -> List[Result]:
         import torch
@@ -201,6 +219,7 @@ class Speech2TextFusion:
 def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     import torch
     from espnet2.fileio.datadir_writer import DatadirWriter
+    from espnet_llm.decode.hotwords import read_hotwords
     from espnet_llm.tasks.asr import ASRTask  # ESPnet's, with the project's encoders
 
     device = "cuda" if args.ngpu > 0 else "cpu"
@@ -223,6 +242,8 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
         minlenratio=args.minlenratio,
         normalize_length=args.normalize_length,
         nbest=args.nbest,
+        hotwords=read_hotwords(args.hotwords) if args.hotwords else None,
+        hotword_bonus=args.hotword_bonus,
     )
     loader = ASRTask.build_streaming_iterator(
         args.data_path_and_name_and_type,
@@ -290,6 +311,9 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--delay", default="token", choices=DELAYS,
                        help="delayed fusion: LLM scores at word ends (word) or per AM token, one step late (token)")
     group.add_argument("--llm_text_case", default="lower", choices=TEXT_CASES, help="case the LLM was tuned on")
+    group.add_argument("--hotwords", type=str_or_none, default=None,
+                       help="file of words or phrases (one a line) to bias the beam search towards")
+    group.add_argument("--hotword_bonus", type=float, default=1.0, help="score bonus per unit of a listed phrase")
     return parser
 
 

@@ -15,6 +15,12 @@ Usage:
         --key_file exp/llm_asr_x/decode_beam10/test/logdir/keys.3.scp \
         --output_dir exp/llm_asr_x/decode_beam10/test/logdir/output.3 --beam_size 10 --ctc_weight 0.3
 
+    # hotword biasing: the listed words or phrases (one a line) get a bonus per LLM token, taken back when a
+    # partial match fails (espnet_llm.decode.hotwords)
+    python -m espnet_llm.bin.llm_asr_inference --exp_dir exp/llm_asr_x --beam_size 10 --ctc_weight 0.3 \
+        --hotwords hotwords.txt --hotword_bonus 1.5 \
+        --data_path_and_name_and_type data/test/wav.scp,speech,sound --output_dir exp/llm_asr_x/decode_hot/test
+
     # a packed model (python -m espnet_llm.bin.pack) instead of the exp dir, from any directory
     python -m espnet_llm.bin.llm_asr_inference --exp_dir exp/llm_asr_x/packed.zip \
         --data_path_and_name_and_type dump/fbank/test/feats.scp,speech,kaldi_ark --output_dir decode_packed/test
@@ -99,6 +105,7 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     from espnet2.fileio.datadir_writer import DatadirWriter
 
     from espnet_llm.decode.guards import word_error_rate
+    from espnet_llm.decode.hotwords import read_hotwords
     from espnet_llm.inference import Speech2TextLLM, speech_input
     from espnet_llm.tasks.llm_asr import LLMASRTask
 
@@ -123,6 +130,8 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
         drop_forced_ends=args.drop_forced_ends,
         speculative=args.speculative,
         draft_window=args.draft_window,
+        hotwords=read_hotwords(args.hotwords) if args.hotwords else None,
+        hotword_bonus=args.hotword_bonus,
     )
     train_args = speech2text.train_args
     check_raw_audio(args.data_path_and_name_and_type, speech_input(train_args), args.key_file)
@@ -223,6 +232,10 @@ def get_parser() -> argparse.ArgumentParser:
                        help="greedy search verifying the CTC head's best path as a draft (same output, fewer LLM "
                             "forwards; needs beam_size 1, ctc_weight 0 and a CTC head)")
     group.add_argument("--draft_window", type=int, default=16, help="draft tokens verified per LLM forward")
+    group.add_argument("--hotwords", type=str_or_none, default=None,
+                       help="file of words or phrases (one a line) the beam search is biased towards (greedy "
+                            "becomes a beam search)")
+    group.add_argument("--hotword_bonus", type=float, default=1.0, help="score bonus per LLM token of a listed phrase")
 
     group = parser.add_argument_group("Hallucination guards")
     group.add_argument("--repeat_ngram", type=int, default=0, help="N of the repetition stop (0: off)")

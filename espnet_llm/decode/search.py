@@ -36,7 +36,9 @@ class SettledBatchBeamSearch(BatchBeamSearch):
         self.nbest = nbest
         self.drop_forced_ends = drop_forced_ends
         self.forced_ends = 0  # hypotheses ended by the length bound in the last search (kept or not)
-        self.exact_stop = self.weights.get("length_bonus", 0.0) <= 0.0 and not self.normalize_length
+        # a hotword bonus raises scores: no exact stop with one (the search runs to its length bound)
+        self.exact_stop = (self.weights.get("length_bonus", 0.0) <= 0.0 and not self.normalize_length
+                           and self.weights.get("hotword", 0.0) == 0.0)
         self.steps = 0  # beam steps of the last search (for tests and benchmarks)
 
     def post_process(

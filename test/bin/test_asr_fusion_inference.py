@@ -242,3 +242,19 @@ def test_an4_decode_configs_parse(name, fusion):
                                     "--asr_train_config", "c", "--asr_model_file", "m"])
     assert (args.fusion, args.beam_size, args.ctc_weight, args.lm_weight) == (fusion, 10, 0.3, 0.3)
     assert args.llm.startswith("exp/llm_text_an4")
+
+
+def test_hotwords_bias_the_am_beam_search_on_its_units(am_dir, feats, tmp_path):
+    feats_scp, utts = feats
+    text, score, terms, _ = run(am_dir, feats_scp, tmp_path / "plain", "--fusion", "none")
+    # the AM says "TWO THREE" for spk-u1; biasing "FOUR" hard brings it in there
+    (tmp_path / "hot.txt").write_text("FOUR\n")
+    hot_text, hot_score, hot_terms, _ = run(am_dir, feats_scp, tmp_path / "hot", "--fusion", "none",
+                                            "--hotwords", str(tmp_path / "hot.txt"), "--hotword_bonus", "20")
+    assert "FOUR" not in text["spk-u1"].split() and "FOUR" in hot_text["spk-u1"].split()
+    assert terms_of(hot_terms["spk-u1"])["hotword"] > 0
+    # a zero bonus: ESPnet's result and score, the hotword term 0
+    zero_text, zero_score, zero_terms, _ = run(am_dir, feats_scp, tmp_path / "zero", "--fusion", "none",
+                                               "--hotwords", str(tmp_path / "hot.txt"), "--hotword_bonus", "0")
+    assert zero_text == text and all(float(zero_score[k]) == pytest.approx(float(score[k]), abs=1e-4) for k in text)
+    assert all(terms_of(zero_terms[k])["hotword"] == 0.0 for k in text)

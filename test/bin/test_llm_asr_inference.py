@@ -246,3 +246,26 @@ def test_speculative_greedy_gives_greedy_output_with_the_ctc_draft(exp_dir, tmp_
     assert fast.draft_stats.proposed > 0
     with pytest.raises(ValueError, match="speculative decoding is greedy search"):
         Speech2TextLLM.from_pretrained(exp_dir, speculative=True, beam_size=2)
+
+
+def test_hotwords_bias_the_speech_llm_towards_a_listed_word_and_change_nothing_else(exp_dir, tmp_path):
+    s2t = Speech2TextLLM.from_pretrained(exp_dir, beam_size=3, ctc_weight=0.3)
+    speech = utterances()["spk-utt0"]
+    (text, ids, score), = s2t(speech)
+    word = next(w for w in "yes no one two three four five six seven eight nine zero".split() if w not in text.split())
+    # a large bonus: the listed word (never in the unbiased output) comes in
+    biased = Speech2TextLLM.from_pretrained(exp_dir, beam_size=3, ctc_weight=0.3, hotwords=[word], hotword_bonus=8.0)
+    assert not biased.use_greedy and biased.hotword_scorer is not None
+    (hot_text, hot_ids, hot_score), = biased(speech)
+    assert word in hot_text
+    # a zero bonus: the same search, the same hypothesis and score
+    (zero_text, zero_ids, zero_score), = Speech2TextLLM.from_pretrained(
+        exp_dir, beam_size=3, ctc_weight=0.3, hotwords=[word], hotword_bonus=0.0)(speech)
+    assert (zero_text, zero_ids) == (text, ids) and zero_score == pytest.approx(score, abs=1e-4)
+    # through the entry point: --hotwords names a file
+    (tmp_path / "hot.txt").write_text(word + "\n")
+    scp = write_npy_scp(tmp_path, {"spk-utt0": speech})
+    main(["--exp_dir", str(exp_dir), "--data_path_and_name_and_type", f"{scp},speech,npy", "--beam_size", "3",
+          "--ctc_weight", "0.3", "--hotwords", str(tmp_path / "hot.txt"), "--hotword_bonus", "8.0",
+          "--output_dir", str(tmp_path / "out")])
+    assert read_kaldi(tmp_path / "out" / "1best_recog" / "text")["spk-utt0"] == hot_text
