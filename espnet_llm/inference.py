@@ -38,7 +38,7 @@ from espnet.nets.scorers.length_bonus import LengthBonus
 from espnet_llm.asr.llm import load_tokenizer
 from espnet_llm.audio import fbank, load_audio, waveform_from_array
 from espnet_llm.decode.greedy import DraftStats, greedy_search, max_output_length, speculative_greedy_search
-from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids
+from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids, fallback_reason
 from espnet_llm.decode.hotwords import HotwordScorer, llm_hotword_sequences
 from espnet_llm.decode.llm_scorer import LLMPrefixScorer
 from espnet_llm.decode.search import SettledBatchBeamSearch
@@ -49,6 +49,7 @@ __all__ = ["MODEL_FILES", "SpeechInput", "Speech2TextAM", "Speech2TextLLM", "TEX
            "find_model_files", "load_pretrained", "speech_input"]
 
 TEXT_CASES = ("keep", "upper", "lower")
+FALLBACKS = ("none", "joint", "ctc")
 FBANK_FS = 16000  # the recipe's features: espnet_llm.bin.feats_extract --fs 16000
 
 Result = Tuple[str, List[int], float]  # (text, token ids without EOS, score)
@@ -197,6 +198,10 @@ class Speech2TextLLM(_Transcribe):
             per LLM token of a listed phrase, taken back when the match fails); turns greedy into a beam search.
         hotword_lowercase: tokenise the hotwords lower-cased (a model trained with text_lowercase;
             from_pretrained sets it from the training config).
+        fallback: "none", "joint" or "ctc": when the 1-best loops (an n-gram, n <= 4, more than `fallback_repeat`
+            times), runs to the length bound, or differs from the CTC head's best path by a word error rate above
+            `fallback_threshold`, the utterance is decoded again by a joint CTC beam search at
+            `fallback_ctc_weight` ("joint") or gets the CTC best path ("ctc"); `fallbacks` says which and why.
         device: torch device.
     """
 
@@ -221,6 +226,10 @@ class Speech2TextLLM(_Transcribe):
         hotwords: Optional[Sequence[str]] = None,
         hotword_bonus: float = 1.0,
         hotword_lowercase: bool = False,
+        fallback: str = "none",
+        fallback_threshold: float = 0.5,
+        fallback_ctc_weight: float = 0.5,
+        fallback_repeat: int = 4,
         device: str = "cpu",
     ):
         if beam_size < 1 or nbest < 1 or nbest > beam_size:
@@ -245,6 +254,14 @@ class Speech2TextLLM(_Transcribe):
         self.max_positions = getattr(config, "max_position_embeddings", None)
 
         self.use_greedy = beam_size == 1 and ctc_weight == 0.0 and not hotwords
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        if fallback != "none" and getattr(model, "ctc", None) is None:
+            raise ValueError("a CTC fallback needs a model trained with a CTC head (model_conf.ctc_weight > 0)")
+        self.fallback, self.fallback_threshold = fallback, fallback_threshold
+        self.fallback_ctc_weight, self.fallback_repeat = fallback_ctc_weight, fallback_repeat
+        self._fallback_search: Optional["Speech2TextLLM"] = None
+        self.fallbacks: List[str] = []  # per utterance of the last batch: why it fell back ("" when it did not)
         if speculative and (not self.use_greedy or getattr(model, "ctc", None) is None):
             raise ValueError("speculative decoding is greedy search (beam_size 1, ctc_weight 0) with a CTC head's draft")
         if draft_window < 1:
@@ -353,20 +370,40 @@ class Speech2TextLLM(_Transcribe):
                 repeat_stop=self.repeat_stop, window=self.draft_window,
             )
             self.draft_stats = DraftStats(*(a + b for a, b in zip(self.draft_stats, stats)))
-            return [
-                [self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
-                for r in results
-            ], ctc_texts
-        if self.use_greedy:
+            nbests = [[self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
+                      for r in results]
+        elif self.use_greedy:
             results = greedy_search(
                 self.model.llm, prefixes, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],
                 repeat_stop=self.repeat_stop,
             )
-            return [
-                [self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
-                for r in results
-            ], ctc_texts
-        return [self._beam(p, enc, *b) for p, enc, b in zip(prefixes, encs, bounds)], ctc_texts
+            nbests = [[self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
+                      for r in results]
+        else:
+            nbests = [self._beam(p, enc, *b) for p, enc, b in zip(prefixes, encs, bounds)]
+        self.fallbacks = [""] * len(nbests)
+        if self.fallback != "none":
+            for i, (enc, prefix, (maxlen, minlen)) in enumerate(zip(encs, prefixes, bounds)):
+                reason = fallback_reason(nbests[i][0][1], nbests[i][0][0], ctc_texts[i], maxlen,
+                                         self.fallback_threshold, self.fallback_repeat)
+                if reason:
+                    self.fallbacks[i] = reason
+                    nbests[i] = self._fall_back(enc, prefix, ctc_texts[i])
+        return nbests, ctc_texts
+
+    def _fall_back(self, enc: torch.Tensor, prefix: torch.Tensor, ctc_text: str) -> List[Result]:
+        """The CTC head's best path (fallback "ctc"), or a joint CTC beam search at fallback_ctc_weight ("joint")."""
+        if self.fallback == "ctc":
+            ids = ctc_greedy_ids(self.model.ctc.log_softmax(enc[None])[0])
+            return [self._result(ids, 0.0)]
+        if self._fallback_search is None:
+            self._fallback_search = Speech2TextLLM(
+                self.model, self.tokenizer, beam_size=max(self.beam_size, 4), ctc_weight=self.fallback_ctc_weight,
+                maxlenratio=self.maxlenratio, maxlen_offset=self.maxlen_offset, text_case=self.text_case,
+                repeat_ngram=self.repeat_stop[0] if self.repeat_stop else 0,
+                repeat_max=self.repeat_stop[1] if self.repeat_stop else 2, device=self.device)
+        other = self._fallback_search
+        return other._beam(prefix, enc, *other.length_bounds(enc.shape[0]))[:1]
 
     def ctc_text(self, enc: torch.Tensor) -> str:
         """The CTC head's best path over encoder output (T_enc, D_enc), as text in `text_case`."""

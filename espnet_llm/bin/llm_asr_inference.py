@@ -44,6 +44,11 @@ Length bound: a transcript has at most `ceil(maxlenratio * T_enc) + maxlen_offse
 stride). Greedy and beam search use the same bound. An utterance whose prefix plus that bound does not fit in
 the LLM's positions is an error that names it.
 
+CTC fallback (`--fallback joint|ctc`): a 1-best that loops (an n-gram occurring more than `--fallback_repeat`
+times), that runs to the length bound, or whose WER against the CTC best path exceeds `--fallback_threshold` is
+decoded again with joint CTC/LLM beam search at `--fallback_ctc_weight` (joint) or replaced by the CTC best path
+(ctc); `{output_dir}/1best_recog/fallback` holds `<utt> <reason>` (`-`: kept, `loop`, `length`, `ctc_disagreement`).
+
 Beam search (`espnet_llm.decode.search.SettledBatchBeamSearch`) keeps a hypothesis that the length bound ended (ESPnet
 appends its EOS unscored) only when none ended on its own (`--drop_forced_ends false`: ESPnet's behaviour, where such
 runaways win whenever CTC's end-of-sentence score is poor).
@@ -132,6 +137,10 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
         draft_window=args.draft_window,
         hotwords=read_hotwords(args.hotwords) if args.hotwords else None,
         hotword_bonus=args.hotword_bonus,
+        fallback=args.fallback,
+        fallback_threshold=args.fallback_threshold,
+        fallback_ctc_weight=args.fallback_ctc_weight,
+        fallback_repeat=args.fallback_repeat,
     )
     train_args = speech2text.train_args
     check_raw_audio(args.data_path_and_name_and_type, speech_input(train_args), args.key_file)
@@ -170,6 +179,11 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
                     out["token"][key] = " ".join(speech2text.tokenizer.convert_ids_to_tokens(ids))
                     out["token_int"][key] = " ".join(map(str, ids))
                     out["score"][key] = str(score)
+            if args.fallback != "none":
+                for key, reason in zip(keys, speech2text.fallbacks):
+                    writer["1best_recog"]["fallback"][key] = reason or "-"
+                    if reason:
+                        logging.warning(f"{key}: fell back to {args.fallback} ({reason})")
             for key, nbest, ctc_text in zip(keys, nbests, ctc_texts or []):
                 wer = word_error_rate(ctc_text, nbest[0][0])
                 flag = int(wer > args.ctc_disagreement_threshold)
@@ -240,6 +254,15 @@ def get_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("Hallucination guards")
     group.add_argument("--repeat_ngram", type=int, default=0, help="N of the repetition stop (0: off)")
     group.add_argument("--repeat_max", type=int, default=2, help="end a hypothesis whose last N-gram occurs > this")
+    group.add_argument("--fallback", default="none", choices=("none", "joint", "ctc"),
+                       help="when the 1-best loops, runs to the length bound or disagrees with the CTC best path: "
+                            "decode it again with joint CTC (joint) or take the CTC best path (ctc); "
+                            "1best_recog/fallback names the reason per utterance")
+    group.add_argument("--fallback_threshold", type=float, default=0.5,
+                       help="CTC disagreement (WER of the 1-best against the CTC best path) above which it falls back")
+    group.add_argument("--fallback_ctc_weight", type=float, default=0.5, help="--fallback joint: its CTC weight")
+    group.add_argument("--fallback_repeat", type=int, default=4,
+                       help="a 1-best in which an n-gram (n <= 4) occurs more than this often falls back (0: off)")
     group.add_argument("--ctc_disagreement_threshold", type=float, default=0.5,
                        help="flag utterances whose LLM 1-best has a WER above this against the CTC greedy output")
     return parser

@@ -5,6 +5,10 @@ Repetition stop: a hypothesis whose last `n` tokens form an n-gram that now occu
 beam search (`RepetitionStop` as a scorer of weight 1) apply the same rule, so greedy equals a beam of 1. The
 looping output keeps its k + 1 occurrences; the stop only keeps it from running to the length bound.
 
+Fallback (`fallback_reason`): a 1-best that loops (some n-gram, n <= 4, more than k times), that ran to the length
+bound, or that differs from the CTC best path by more than a word error rate threshold is decoded again, or
+replaced by the CTC best path (Speech2TextLLM's `fallback`).
+
 Disagreement: the word error rate of the LLM's hypothesis against the CTC head's greedy output (both from the
 same encoder). A speech LLM that hallucinates or loops departs from what the audio's CTC path says.
 """
@@ -71,3 +75,31 @@ def word_error_rate(ref: str, hyp: str) -> float:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
         prev = cur
     return prev[-1] / len(r)
+
+
+def loops(tokens: Sequence[int], k: int, max_n: int = 4) -> bool:
+    """True if some n-gram (1 <= n <= max_n) occurs more than k times in `tokens` (overlaps counted)."""
+    tokens = list(tokens)
+    for n in range(1, max_n + 1):
+        counts: dict = {}
+        for i in range(len(tokens) - n + 1):
+            gram = tuple(tokens[i : i + n])
+            counts[gram] = counts.get(gram, 0) + 1
+            if counts[gram] > k:
+                return True
+    return False
+
+
+def fallback_reason(token_ids: Sequence[int], text: str, ctc_text: str, maxlen: int, threshold: float,
+                    repeat: int) -> str:
+    """Why a speech LLM 1-best should fall back to CTC ("loop", "length", "ctc_disagreement"), or "" if it should not.
+
+    `maxlen` is the search's length bound in tokens (EOS included): a hypothesis of maxlen - 1 tokens or more had no
+    room to end by itself."""
+    if repeat > 0 and loops(token_ids, repeat):
+        return "loop"
+    if len(token_ids) >= maxlen - 1:
+        return "length"
+    if word_error_rate(ctc_text, text) > threshold:
+        return "ctc_disagreement"
+    return ""

@@ -269,3 +269,51 @@ def test_hotwords_bias_the_speech_llm_towards_a_listed_word_and_change_nothing_e
           "--ctc_weight", "0.3", "--hotwords", str(tmp_path / "hot.txt"), "--hotword_bonus", "8.0",
           "--output_dir", str(tmp_path / "out")])
     assert read_kaldi(tmp_path / "out" / "1best_recog" / "text")["spk-utt0"] == hot_text
+
+
+def forced(s2t, token):
+    """A hook on the LLM's output layer that makes `token` its every prediction (a looping or a terse LLM)."""
+    def hook(module, inputs, output):
+        output = output.clone()
+        output[..., token] += 1e4
+        return output
+
+    return s2t.model.llm.get_output_embeddings().register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("mode", ["ctc", "joint"])
+def test_ctc_fallback_triggers_on_a_looping_llm_and_not_on_a_sane_one(exp_dir, tmp_path, mode):
+    speech = utterances()["spk-utt0"]
+    s2t = Speech2TextLLM.from_pretrained(exp_dir, fallback=mode, fallback_threshold=100.0)
+    enc, _ = s2t.encode(torch.from_numpy(speech))
+    handle = forced(s2t, 7)  # one token, never EOS: it loops to the length bound
+    try:
+        (text, ids, _), = s2t(speech)
+        assert s2t.fallbacks == ["loop"]
+        if mode == "ctc":
+            assert text == s2t.ctc_text(enc)
+        assert ids.count(7) < s2t.length_bounds(enc.shape[0])[0] - 1 or mode == "ctc"
+    finally:
+        handle.remove()
+    handle = forced(s2t, s2t.eos)  # ends at once: no loop, within the bound, disagreement not counted (100)
+    try:
+        (text, ids, _), = s2t(speech)
+        assert s2t.fallbacks == [""] and ids == []
+        # a threshold below any disagreement: the CTC best path differs from the empty answer
+        strict = Speech2TextLLM.from_pretrained(exp_dir, fallback="ctc", fallback_threshold=0.0)
+        strict.model = s2t.model
+        (text, _, _), = strict(speech)
+        assert strict.fallbacks == ["ctc_disagreement"] and text == strict.ctc_text(enc) != ""
+    finally:
+        handle.remove()
+    with pytest.raises(ValueError, match="fallback"):
+        Speech2TextLLM(s2t.model, s2t.tokenizer, fallback="sometimes")
+
+
+def test_cli_writes_the_fallback_of_each_utterance(exp_dir, tmp_path):
+    utts = utterances()
+    scp = write_npy_scp(tmp_path, utts)
+    main(["--exp_dir", str(exp_dir), "--data_path_and_name_and_type", f"{scp},speech,npy", "--fallback", "ctc",
+          "--fallback_threshold", "100", "--output_dir", str(tmp_path / "out")])
+    reasons = read_kaldi(tmp_path / "out" / "1best_recog" / "fallback")
+    assert sorted(reasons) == sorted(utts) and set(reasons.values()) <= {"-", "loop", "length", "ctc_disagreement"}

@@ -66,3 +66,15 @@ def test_repetition_stop_in_greedy_equals_beam_of_one():
         assert best.yseq[1:-1].tolist() == ids
         assert float(best.score) == pytest.approx(stopped.score, abs=1e-4)
         assert float(best.scores["repetition"]) == 0.0
+
+
+def test_loops_and_fallback_reasons():
+    from espnet_llm.decode.guards import fallback_reason, loops
+
+    assert loops([5, 5, 5, 5, 5], k=4) and not loops([5, 5, 5, 5], k=4)
+    assert loops([1, 2] * 5, k=4) and not loops([1, 2, 3, 4, 5, 6, 7, 8], k=1)
+    assert fallback_reason([1, 2] * 5, "a b " * 5, "a b", maxlen=50, threshold=0.5, repeat=4) == "loop"
+    assert fallback_reason([1, 2, 3], "a b c", "a b c", maxlen=4, threshold=0.5, repeat=4) == "length"
+    assert fallback_reason([1, 2, 3], "a b c", "x y z", maxlen=40, threshold=0.5, repeat=4) == "ctc_disagreement"
+    assert fallback_reason([1, 2, 3], "a b c", "a b d", maxlen=40, threshold=0.5, repeat=4) == ""
+    assert fallback_reason([1] * 9, "a " * 9, "a " * 9, maxlen=40, threshold=0.5, repeat=0) == ""  # loop check off
