@@ -42,6 +42,7 @@ from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids, fallback_re
 from espnet_llm.decode.hotwords import HotwordScorer, llm_hotword_sequences
 from espnet_llm.decode.llm_scorer import LLMPrefixScorer
 from espnet_llm.decode.search import SettledBatchBeamSearch
+from espnet_llm.longform import WHISPER_SECONDS, needs_segmenting, speech_segments, transcribe_segments
 from espnet_llm.packing import MODEL_FILES, ModelFiles, PackError, find_model_files, locate, write_config
 from espnet_llm.tasks.llm_asr import LLMASRTask
 
@@ -108,6 +109,15 @@ class _Transcribe:
     def prepare(self, audio, sample_rate: Optional[int] = None) -> np.ndarray:
         """A path (any format soundfile reads) or an array (float, int16; (Samples,) or (Samples, Channels))
         -> the model's input: mono samples at its rate, or its fbank features (Frames, num_mel_bins)."""
+        return self.model_input(self.waveform(audio, sample_rate))
+
+    def model_input(self, wav: np.ndarray) -> np.ndarray:
+        """Mono samples at the model's rate -> what the model reads (the samples, or their fbank)."""
+        spec = self.speech_input
+        return fbank(wav, spec.fs, spec.num_mel_bins).numpy() if spec.kind == "fbank" else wav
+
+    def waveform(self, audio, sample_rate: Optional[int] = None) -> np.ndarray:
+        """A path or an array (see ``prepare``) -> mono float samples at the model's rate."""
         spec = self.speech_input
         if spec is None:
             raise ValueError("the model's input is unknown: build it with from_pretrained (the config tells it)")
@@ -119,8 +129,6 @@ class _Transcribe:
             if isinstance(audio, torch.Tensor):
                 audio = audio.detach().cpu().numpy()
             wav = waveform_from_array(audio, spec.fs if sample_rate is None else sample_rate, spec.fs)
-        if spec.kind == "fbank":
-            return fbank(wav, spec.fs, spec.num_mel_bins).numpy()
         return wav
 
     @classmethod
@@ -138,14 +146,31 @@ class _Transcribe:
         (Speech2TextLLM: its constructor; Speech2TextAM: text_case and ESPnet's Speech2Text options)."""
         return cls.from_files(locate(exp_dir, asr_train_config, asr_model_file, cache_dir), device, **kwargs)
 
-    def transcribe(self, audio, sample_rate: Optional[int] = None, return_details: bool = False):
-        """The best transcript of one utterance: ``audio`` is a path or an array (see ``prepare``; an array's
-        ``sample_rate`` defaults to the model's, 16 kHz). ``return_details``: a ``Transcript`` instead of the text."""
-        best = self._best(self.prepare(audio, sample_rate))
+    def transcribe(self, audio, sample_rate: Optional[int] = None, return_details: bool = False,
+                   long_form: Union[bool, str] = "auto", max_segment_seconds: float = WHISPER_SECONDS,
+                   batch_size: int = 8):
+        """The best transcript of a recording: ``audio`` is a path or an array (see ``prepare``; an array's
+        ``sample_rate`` defaults to the model's, 16 kHz). ``return_details``: a ``Transcript`` instead of the text.
+
+        A recording longer than ``max_segment_seconds`` (``long_form="auto"``; True: always; False: never) is cut at
+        its pauses by a voice activity detector into segments of at most that length (espnet_llm.longform), decoded
+        ``batch_size`` segments at a time, and stitched; with ``return_details`` the result is then a
+        ``LongTranscript`` (text, segments with their start and end seconds)."""
+        wav = self.waveform(audio, sample_rate)
+        fs = self.speech_input.fs
+        if long_form is True or (long_form == "auto" and needs_segmenting(len(wav), fs, max_segment_seconds)):
+            segments = speech_segments(wav, fs, max_segment_seconds)
+            result = transcribe_segments(lambda inputs: [t.text for t in self._best_batch(inputs)], wav, fs,
+                                         segments, batch_size, to_input=self.model_input)
+            return result if return_details else result.text
+        best = self._best(self.model_input(wav))
         return best if return_details else best.text
 
     def _best(self, speech: np.ndarray) -> Transcript:
         raise NotImplementedError
+
+    def _best_batch(self, inputs: Sequence[np.ndarray]) -> List[Transcript]:
+        return [self._best(x) for x in inputs]
 
     def check_input(self, speech) -> None:
         """``__call__`` takes the model's own input; refuse what would decode garbage or allocate without bound:
@@ -442,6 +467,16 @@ class Speech2TextLLM(_Transcribe):
     def _best(self, speech: np.ndarray) -> Transcript:
         text, ids, score = self(speech)[0]
         return Transcript(text, list(self.tokenizer.convert_ids_to_tokens(ids)), list(ids), float(score))
+
+    def _best_batch(self, inputs: Sequence[np.ndarray]) -> List[Transcript]:
+        """Segments of a long recording: one padded batch (greedy search is batched; a beam search goes one by one)."""
+        for x in inputs:
+            self.check_input(x)
+        lengths = torch.tensor([len(x) for x in inputs])
+        padded = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(np.asarray(x)) for x in inputs], batch_first=True)
+        nbests = self.decode_batch(padded, lengths, keys=[f"segment {i}" for i in range(len(inputs))])
+        return [Transcript(text, list(self.tokenizer.convert_ids_to_tokens(ids)), list(ids), float(score))
+                for (text, ids, score), *_ in nbests]
 
 
 class Speech2TextAM(_Transcribe):

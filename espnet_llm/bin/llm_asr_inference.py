@@ -111,6 +111,7 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
 
     from espnet_llm.decode.guards import word_error_rate
     from espnet_llm.decode.hotwords import read_hotwords
+    from espnet_llm.longform import speech_segments, transcribe_segments
     from espnet_llm.inference import Speech2TextLLM, speech_input
     from espnet_llm.tasks.llm_asr import LLMASRTask
 
@@ -145,6 +146,12 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     train_args = speech2text.train_args
     check_raw_audio(args.data_path_and_name_and_type, speech_input(train_args), args.key_file)
     batch_size = args.batch_size if speech2text.use_greedy else 1
+    long_samples = None  # --long_form: recordings longer than --max_segment_seconds are cut by the VAD
+    if args.long_form:
+        if speech_input(train_args).kind != "raw":
+            raise ValueError("--long_form needs a model that reads raw audio (wav.scp as sound): the VAD cuts samples")
+        long_samples = int(args.max_segment_seconds * speech_input(train_args).fs)
+        batch_size = 1
     loader = LLMASRTask.build_streaming_iterator(
         args.data_path_and_name_and_type,
         dtype="float32",
@@ -168,6 +175,21 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
             lengths = batch.get("speech_lengths")
             if lengths is None:
                 lengths = torch.full((len(keys),), batch["speech"].shape[1], dtype=torch.long)
+            if long_samples is not None and int(lengths.max()) > long_samples:
+                for i, key in enumerate(keys):  # a long recording: in VAD segments (batch size 1 here)
+                    wav = batch["speech"][i, : int(lengths[i])].numpy()
+                    result = transcribe_segments(lambda xs: [t.text for t in speech2text._best_batch(xs)], wav, fs,
+                                                 speech_segments(wav, fs, args.max_segment_seconds),
+                                                 args.batch_size if speech2text.use_greedy else 1)
+                    writer["1best_recog"]["text"][key] = result.text
+                    for n, seg in enumerate(result.segments):
+                        seg_id = f"{key}-{int(seg.start * 100):07d}-{int(seg.end * 100):07d}"
+                        writer["1best_recog"]["segments"][seg_id] = f"{key} {seg.start:.2f} {seg.end:.2f}"
+                        writer["1best_recog"]["segment_text"][seg_id] = seg.text
+                    logging.info(f"{key}: {len(result.segments)} segments of {len(wav) / fs:.1f} s")
+                seconds += audio_seconds(lengths, batch["speech"], fs)
+                done += len(keys)
+                continue
             try:
                 nbests, ctc_texts = speech2text.decode_batch_with_ctc(batch["speech"], lengths, keys)
             except RuntimeError as e:
@@ -246,6 +268,10 @@ def get_parser() -> argparse.ArgumentParser:
                        help="greedy search verifying the CTC head's best path as a draft (same output, fewer LLM "
                             "forwards; needs beam_size 1, ctc_weight 0 and a CTC head)")
     group.add_argument("--draft_window", type=int, default=16, help="draft tokens verified per LLM forward")
+    group.add_argument("--long_form", type=str2bool, default=False,
+                       help="recordings longer than --max_segment_seconds are cut at pauses (Silero VAD) and decoded "
+                            "in segments; 1best_recog/segments and segment_text give each one's times and text")
+    group.add_argument("--max_segment_seconds", type=float, default=30.0, help="--long_form: the longest segment")
     group.add_argument("--hotwords", type=str_or_none, default=None,
                        help="file of words or phrases (one a line) the beam search is biased towards (greedy "
                             "becomes a beam search)")

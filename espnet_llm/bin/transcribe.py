@@ -5,6 +5,7 @@ Usage:
     espnet-llm-transcribe exp/llm_asr_whisper_ft_lora/packed.zip speech.flac other.wav
     espnet-llm-transcribe egs/an4/asr1/exp/asr_conformer a.wav --beam_size 10 --ctc_weight 0.3 --text_case upper
     python -m espnet_llm.bin.transcribe exp/llm_asr_whisper_ft_lora/packed.zip speech.ogg --details
+    espnet-llm-transcribe exp/llm_asr_whisper_ft_lora/packed.zip lecture.flac --segments   # a 10-minute recording
 
 Prints `<file> <transcript>` per line (with --details: `<file> <score> <transcript>`). The audio may be any format
 soundfile reads (WAV, FLAC, OGG, ...), at any sample rate, mono or stereo: it is mixed to mono, resampled to the
@@ -12,6 +13,10 @@ model's rate and, for a model trained on fbank features, turned into them as the
 An archive (`python -m espnet_llm.bin.pack`) is unpacked once into `--cache_dir` (default `$ESPNET_LLM_CACHE` or
 `~/.cache/espnet_llm/packed`). Search options left out take the model's own defaults: greedy search for a speech
 LLM; ESPnet's Speech2Text defaults (beam 20, ctc_weight 0.5) for an AM.
+
+A recording longer than `--max_segment_seconds` (30, the Whisper encoder's window) is cut at its pauses by Silero
+VAD and decoded in segments (espnet_llm.longform); `--segments` prints one `<file> <start> <end> <text>` line per
+segment instead of the stitched transcript.
 """
 import argparse
 import contextlib
@@ -36,6 +41,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache_dir", default=None, help="where archives are unpacked")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--details", action="store_true", help="print the score before the text")
+    parser.add_argument("--long_form", choices=("auto", "true", "false"), default="auto",
+                        help="cut the recording at pauses into segments (auto: when longer than --max_segment_seconds)")
+    parser.add_argument("--max_segment_seconds", type=float, default=30.0, help="the longest segment")
+    parser.add_argument("--segments", action="store_true", help="print each segment with its start and end seconds")
     parser.add_argument("--log_level", default="WARNING", choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"))
     return parser
 
@@ -57,13 +66,22 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.exit(f"espnet-llm-transcribe: error: {e}")
     failed = 0
     for path in args.audio:
+        long_form = {"auto": "auto", "true": True, "false": False}[args.long_form]
         try:
-            best = model.transcribe(path, return_details=True)
+            best = model.transcribe(path, return_details=True, long_form=long_form,
+                                    max_segment_seconds=args.max_segment_seconds)
         except (AudioError, ValueError, RuntimeError) as e:
             print(f"espnet-llm-transcribe: error: {path}: {e}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{path} {best.score:.4f} {best.text}" if args.details else f"{path} {best.text}", flush=True)
+        segments = getattr(best, "segments", None)
+        if segments is not None and args.segments:
+            for seg in segments:
+                print(f"{path} {seg.start:.2f} {seg.end:.2f} {seg.text}", flush=True)
+        elif segments is not None:
+            print(f"{path} {best.text}", flush=True)
+        else:
+            print(f"{path} {best.score:.4f} {best.text}" if args.details else f"{path} {best.text}", flush=True)
     return 1 if failed else 0
 
 

@@ -1,0 +1,145 @@
+"""espnet_llm.longform: long recordings cut at pauses by Silero VAD, decoded segment by segment, stitched with times."""
+import resource
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from espnet_llm.longform import merge_regions
+
+FS = 16000
+SENTENCES = ["the old man walked slowly to the edge of the river", "seven two nine four enter",
+             "she said that the weather would turn cold by the evening", "please repeat the last number",
+             "all of the children were asleep before the storm began"]
+
+
+def test_merged_segments_stay_short_keep_their_order_and_are_cut_in_the_pauses():
+    regions = [(16000 * a, 16000 * b) for a, b in ((1, 9), (10, 20), (22, 29), (31, 33), (40, 70))]
+    pieces = merge_regions(regions, 16000 * 75, FS, max_seconds=30)
+    assert all(b - a <= 30 * FS for a, b in pieces)
+    assert all(a1 <= a2 and b1 <= a2 for (a1, b1), (a2, b2) in zip(pieces, pieces[1:]))
+    # every region lies inside one piece
+    assert all(any(a <= s and e <= b for a, b in pieces) for s, e in regions)
+    # 1-29 s together (widened to 0-30 s), 31-33 s (widened into the pauses), 40-70 s alone (no room to widen)
+    assert pieces == [(0, 30 * FS), (30 * FS, 36 * FS + FS // 2), (40 * FS, 70 * FS)]
+    assert merge_regions([], 1000, FS, 30) == []
+
+
+def recording(tmp_path, minutes: float, pause: float = 1.2):
+    """Sentences spoken by eSpeak NG with pauses between them, repeated to `minutes` (16 kHz mono float)."""
+    from espnet_llm.audio import load_audio
+
+    pieces = []
+    for i, text in enumerate(SENTENCES):
+        wav = tmp_path / f"s{i}.wav"
+        subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
+        pieces.append(load_audio(wav, FS))
+    silence = np.zeros(int(pause * FS), np.float32)
+    out, n = [], 0
+    while n < minutes * 60 * FS:
+        for p in pieces:
+            out += [p, silence]
+            n += len(p) + len(silence)
+    return np.concatenate(out)[: int(minutes * 60 * FS)]
+
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+@needs_espeak
+def test_vad_segments_of_a_recording_with_pauses(tmp_path):
+    from espnet_llm.longform import speech_segments
+
+    wav = recording(tmp_path, 1.0)
+    segments = speech_segments(wav, FS, max_seconds=10)
+    assert len(segments) >= 6 and all(b - a <= 10 * FS for a, b in segments)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(segments, segments[1:]))
+    covered = sum(b - a for a, b in segments) / len(wav)
+    assert covered > 0.6  # the speech and the pauses between its sentences, not the audio dropped
+    assert speech_segments(np.zeros(20 * FS, np.float32), FS) == []  # silence: nothing to decode
+
+
+@pytest.fixture(scope="module")
+def raw_speech_llm(tiny_llm_dir, tmp_path_factory):
+    """A tiny speech LLM on raw audio (a 1-layer Whisper-architecture encoder, untrained) saved as an exp dir."""
+    from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
+
+    from espnet_llm.tasks.llm_asr import LLMASRTask
+
+    whisper = dict(num_mel_bins=80, d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
+                   decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=32, vocab_size=100,
+                   max_source_positions=1500)
+    exp = tmp_path_factory.mktemp("exp") / "llm_asr_raw"
+    args = LLMASRTask.get_parser().parse_args(["--output_dir", str(exp), "--frontend", "none", "--input_size", "1",
+                                               "--normalize", "none", "--encoder", "whisper",
+                                               "--projector", "stack_linear", "--projector_conf", "stack=8",
+                                               "--llm_conf", f"name_or_path={tiny_llm_dir}", "--llm_conf", "tuning=lora",
+                                               "--model_conf", "ctc_weight=0.3"])
+    args.encoder_conf = dict(whisper_config=whisper, freeze=False)
+    torch.manual_seed(0)
+    model = LLMASRTask.build_model(args)
+    exp.mkdir(parents=True)
+    with open(exp / "config.yaml", "w") as f:
+        yaml_no_alias_safe_dump(vars(args), f, indent=4, sort_keys=False)
+    torch.save(model.state_dict(), exp / "valid.acc.ave.pth")
+    return exp
+
+
+@needs_espeak
+def test_a_three_minute_recording_decodes_in_segments_with_bounded_memory(raw_speech_llm, tmp_path):
+    from espnet_llm.inference import Speech2TextLLM
+    from espnet_llm.longform import LongTranscript
+
+    s2t = Speech2TextLLM.from_pretrained(raw_speech_llm, maxlenratio=0.05, maxlen_offset=2)
+    short = recording(tmp_path, 0.75)
+    s2t.transcribe(short, long_form=True)  # warm: the VAD and the models loaded, buffers allocated
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    wav = recording(tmp_path, 3.0)
+    result = s2t.transcribe(wav, return_details=True)  # auto: 180 s > the encoder's 30 s window
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert isinstance(result, LongTranscript) and len(result.segments) >= 6
+    assert all(0 <= s.start < s.end <= 180.0 and s.end - s.start <= 30.0 for s in result.segments)
+    assert all(a.end <= b.start for a, b in zip(result.segments, result.segments[1:]))
+    assert result.text == " ".join(s.text for s in result.segments if s.text)
+    assert grown_mib < 150, f"peak memory grew {grown_mib:.0f} MiB for a 4x longer recording"
+    # the same segments one by one give the same texts as the batch
+    alone = [s2t.transcribe(wav[int(s.start * FS):int(s.end * FS)], long_form=False) for s in result.segments[:3]]
+    assert alone == [s.text for s in result.segments[:3]]
+
+
+@needs_espeak
+def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments(raw_speech_llm, tmp_path):
+    import soundfile as sf
+
+    from espnet_llm.bin.llm_asr_inference import main
+
+    sf.write(tmp_path / "long.wav", recording(tmp_path, 1.0), FS)
+    sf.write(tmp_path / "short.wav", recording(tmp_path, 0.1), FS)
+    (tmp_path / "wav.scp").write_text(f"rec-long {tmp_path / 'long.wav'}\nrec-short {tmp_path / 'short.wav'}\n")
+    out = tmp_path / "out"
+    main(["--exp_dir", str(raw_speech_llm), "--data_path_and_name_and_type", f"{tmp_path / 'wav.scp'},speech,sound",
+          "--output_dir", str(out), "--long_form", "true", "--max_segment_seconds", "10", "--maxlenratio", "0.05",
+          "--maxlen_offset", "2"])
+    recog = out / "1best_recog"
+    assert sorted(line.split()[0] for line in (recog / "text").read_text().splitlines()) == ["rec-long", "rec-short"]
+    segments = [line.split() for line in (recog / "segments").read_text().splitlines()]
+    assert len(segments) >= 6 and all(rec == "rec-long" for _, rec, _, _ in segments)
+    times = [(float(a), float(b)) for _, _, a, b in segments]
+    assert all(0 <= a < b <= 60 and b - a <= 10 + 1e-6 for a, b in times) and times == sorted(times)
+    assert len((recog / "segment_text").read_text().splitlines()) == len(segments)
+    assert (out / ".done").is_file()
+
+
+@needs_espeak
+def test_transcribe_prints_the_segments_of_a_long_file(raw_speech_llm, tmp_path, capsys):
+    import soundfile as sf
+
+    from espnet_llm.bin.transcribe import main
+
+    sf.write(tmp_path / "long.flac", recording(tmp_path, 0.5), FS)
+    assert main([str(raw_speech_llm), str(tmp_path / "long.flac"), "--segments", "--max_segment_seconds", "10"]) == 0
+    lines = [line.split(maxsplit=3) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) >= 3 and all(line[0] == str(tmp_path / "long.flac") for line in lines)
+    assert [float(line[1]) for line in lines] == sorted(float(line[1]) for line in lines)
