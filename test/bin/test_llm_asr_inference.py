@@ -317,3 +317,27 @@ def test_cli_writes_the_fallback_of_each_utterance(exp_dir, tmp_path):
           "--fallback_threshold", "100", "--output_dir", str(tmp_path / "out")])
     reasons = read_kaldi(tmp_path / "out" / "1best_recog" / "fallback")
     assert sorted(reasons) == sorted(utts) and set(reasons.values()) <= {"-", "loop", "length", "ctc_disagreement"}
+
+
+def test_word_times_are_monotonic_inside_the_audio_and_written_as_ctm(exp_dir, tmp_path):
+    s2t = Speech2TextLLM.from_pretrained(exp_dir)
+    utts = utterances(lengths=(90, 60))
+    for key, speech in utts.items():
+        text = "yes no seven"  # any text can be aligned on the audio (3 words, a few tokens, 20+ frames)
+        times = s2t.word_times(speech, text)
+        assert [t.word for t in times] == text.split()
+        seconds = len(speech) * 0.01
+        assert all(0 <= t.start <= t.end <= seconds + 1e-6 for t in times)
+        assert all(a.end <= b.start + 1e-6 for a, b in zip(times, times[1:]))
+        assert all(t.confidence <= 0 for t in times)
+    with pytest.raises(ValueError, match="cannot be aligned"):
+        s2t.word_times(utts["spk-utt1"][:8], "yes no seven eight nine zero one two three four five six")
+    scp = write_npy_scp(tmp_path, utts)
+    main(["--exp_dir", str(exp_dir), "--data_path_and_name_and_type", f"{scp},speech,npy", "--word_times", "true",
+          "--maxlenratio", "0.1", "--maxlen_offset", "1", "--output_dir", str(tmp_path / "out")])  # short 1-bests
+    hyps = read_kaldi(tmp_path / "out" / "1best_recog" / "text")
+    ctm = [line.split() for line in (tmp_path / "out" / "1best_recog" / "ctm").read_text().splitlines()]
+    assert [w for *_, w, _ in ctm] == [w for k in sorted(hyps) for w in hyps[k].split()]
+    for utt, channel, start, dur, word, conf in ctm:
+        assert channel == "1" and float(dur) >= 0 and 0 <= float(conf) <= 1
+        assert float(start) + float(dur) <= len(utts[utt]) * 0.01 + 1e-6

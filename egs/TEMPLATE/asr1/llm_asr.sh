@@ -414,9 +414,9 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     for n in $(seq "${inference_nj}"); do
       [ -f "${_dir}/logdir/output.${n}/.done" ] || { log "Error: split ${n} is not done: see ${_dir}/logdir/decode.${n}.log"; exit 1; }
     done
-    for _f in ctc_disagreement fallback score_terms text; do  # per-utterance outputs (all but text only some decoders write);
+    for _f in ctc_disagreement fallback ctm score_terms text; do  # per-utterance outputs (all but text only some decoders write);
       [ -f "${_dir}/logdir/output.1/1best_recog/${_f}" ] || continue  # text last: its presence means the merge is whole
-      for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/${_f}"; done | sort > "${_dir}/.${_f}.tmp"
+      for n in $(seq "${inference_nj}"); do cat "${_dir}/logdir/output.${n}/1best_recog/${_f}"; done | sort -s -k1,1 > "${_dir}/.${_f}.tmp"
       mv "${_dir}/.${_f}.tmp" "${_dir}/${_f}"
     done
     exec {_lock}>&-
