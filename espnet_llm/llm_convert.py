@@ -120,6 +120,23 @@ def _make_readable(folder: Path) -> None:
         f.chmod(0o666 & ~umask)
 
 
+def _save_whole(model, tokenizer, out_dir: Path, extra: Optional[Dict[str, str]] = None) -> None:
+    """Model, tokenizer (and `extra` text files) into a temporary sibling, renamed over `out_dir` when complete."""
+    tmp = _temp_sibling(out_dir)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        _make_readable(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def convert_gguf(gguf_path: Union[str, Path], out_dir: Union[str, Path], force: bool = False) -> Dict[str, object]:
     """Dequantise a GGUF causal LM into an fp32 Hugging Face directory at `out_dir`.
 
@@ -150,17 +167,7 @@ def convert_gguf(gguf_path: Union[str, Path], out_dir: Union[str, Path], force: 
     model.eval()
     check_llm(model, tokenizer, gguf_path)
 
-    tmp = _temp_sibling(out_dir)
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _make_readable(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _save_whole(model, tokenizer, out_dir)
     info = describe_llm(model, tokenizer)
     info.update(skipped=False, seconds=time.perf_counter() - start, source=str(gguf_path))
     return info
@@ -222,18 +229,7 @@ def random_init_hf_dir(source_dir: Union[str, Path], out_dir: Union[str, Path], 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     check_llm(model, tokenizer, source_dir)
-    tmp = _temp_sibling(out_dir)
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / RANDOM_INIT_FILE).write_text(json.dumps(record) + "\n", encoding="utf-8")
-        _make_readable(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _save_whole(model, tokenizer, out_dir, extra={RANDOM_INIT_FILE: json.dumps(record) + "\n"})
     info = describe_llm(model, tokenizer)
     info.update(skipped=False, seconds=time.perf_counter() - start, source=f"{source_dir} (random init, seed {seed})")
     return info

@@ -95,3 +95,20 @@ def make_data_dir():
         np.savez(root / "feats_stats.npz", count=len(stacked), sum=stacked.sum(0), sum_square=(stacked**2).sum(0))
         return root
     return make
+
+
+@pytest.fixture(scope="session")
+def write_exp_dir():
+    """write_exp_dir(exp, args, model) -> exp: config.yaml of `args` and the model's state as valid.acc.ave.pth, as
+    ESPnet's trainer leaves an exp dir."""
+    return _write_exp_dir
+
+
+def _write_exp_dir(exp: Path, args, model) -> Path:
+    from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
+
+    exp.mkdir(parents=True, exist_ok=True)
+    with open(exp / "config.yaml", "w") as f:
+        yaml_no_alias_safe_dump(vars(args), f, indent=4, sort_keys=False)
+    torch.save(model.state_dict(), exp / "valid.acc.ave.pth")
+    return exp

@@ -62,10 +62,8 @@ def test_vad_segments_of_a_recording_with_pauses(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def raw_speech_llm(tiny_llm_dir, tmp_path_factory):
+def raw_speech_llm(tiny_llm_dir, tmp_path_factory, write_exp_dir):
     """A tiny speech LLM on raw audio (a 1-layer Whisper-architecture encoder, untrained) saved as an exp dir."""
-    from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
-
     from espnet_llm.tasks.llm_asr import LLMASRTask
 
     whisper = dict(num_mel_bins=80, d_model=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32,
@@ -79,12 +77,7 @@ def raw_speech_llm(tiny_llm_dir, tmp_path_factory):
                                                "--model_conf", "ctc_weight=0.3"])
     args.encoder_conf = dict(whisper_config=whisper, freeze=False)
     torch.manual_seed(0)
-    model = LLMASRTask.build_model(args)
-    exp.mkdir(parents=True)
-    with open(exp / "config.yaml", "w") as f:
-        yaml_no_alias_safe_dump(vars(args), f, indent=4, sort_keys=False)
-    torch.save(model.state_dict(), exp / "valid.acc.ave.pth")
-    return exp
+    return write_exp_dir(exp, args, LLMASRTask.build_model(args))
 
 
 @needs_espeak
