@@ -570,6 +570,44 @@ def resample(src: str | os.PathLike, dst: str | os.PathLike, fs: int = 16000) ->
     return len(wav_scp)
 
 
+def concat_speakers(src: str | os.PathLike, dst: str | os.PathLike, pause: float = 1.0, fs: int = 16000) -> int:
+    """One long recording per speaker of ``src``: its utterances in order, ``pause`` seconds of silence between
+    them (16-bit FLAC under ``dst/audio/``, id ``<spk>-long``), its text their texts joined. ``dst/reference_segments``
+    (Kaldi ``segments``: ``<utt> <recording> <start> <end>``) says where each utterance lies, so that the long-form
+    decoding can be compared with decoding the reference segments one by one. Returns the number of recordings."""
+    import numpy as np
+    import soundfile as sf
+
+    from espnet_llm.audio import load_audio
+
+    data = _DataDir.load(src)
+    for name in ("wav.scp", "text"):
+        if name not in data.tables:
+            raise DataDirError(f"{src}: no {name} to concatenate")
+    audio_dir = (Path(dst) / "audio").resolve()
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    gap = np.zeros(int(round(pause * fs)), np.float32)
+    wav_scp, text, utt2spk, segments = {}, {}, {}, {}
+    for spk, utts in sorted(utt2spk_to_spk2utt(data.tables["utt2spk"]).items()):
+        rec = f"{spk}-long"
+        pieces, at = [], 0
+        for utt in utts:
+            wav = load_audio(data.tables["wav.scp"][utt], fs, utt_id=utt)
+            segments[utt] = f"{rec} {at / fs:.3f} {(at + len(wav)) / fs:.3f}"
+            pieces += [wav, gap]
+            at += len(wav) + len(gap)
+        out = audio_dir / f"{rec}.flac"
+        tmp = out.with_name(f".{out.name}.tmp")
+        sf.write(tmp, np.concatenate(pieces[:-1]), fs, format="FLAC", subtype="PCM_16")
+        os.replace(tmp, out)
+        wav_scp[rec], utt2spk[rec] = str(out), spk
+        text[rec] = " ".join(data.tables["text"][u] for u in utts if data.tables["text"].get(u))
+    _write_tables(Path(dst), {"wav.scp": wav_scp, "text": text, "utt2spk": utt2spk,
+                              "spk2utt": _format_spk2utt(utt2spk_to_spk2utt(utt2spk))})
+    write_table(Path(dst) / "reference_segments", segments)
+    return len(wav_scp)
+
+
 def combine(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike]) -> list[str]:
     """Merge the data dirs ``srcs`` into ``dst``; return warnings about files left out.
 

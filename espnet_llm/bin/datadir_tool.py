@@ -12,6 +12,7 @@ Usage:
     python -m espnet_llm.bin.datadir_tool split --per-spk data/train 4
     python -m espnet_llm.bin.datadir_tool utt2spk_to_spk2utt data/train/utt2spk > data/train/spk2utt
     python -m espnet_llm.bin.datadir_tool resample --fs 16000 data/mine data/mine_16k   # 16 kHz mono FLAC
+    python -m espnet_llm.bin.datadir_tool concat --pause 1.0 data/test data/test_long   # one recording a speaker
 
 Exit status 0 on success; 1 with the problem on stderr when the data dir is invalid or the operation fails.
 """
@@ -35,6 +36,7 @@ SCRIPT_NAMES = {
     "split": "split_data.sh",
     "utt2spk_to_spk2utt": "utt2spk_to_spk2utt.sh",
     "resample": "datadir_tool resample",
+    "concat": "datadir_tool concat",
 }
 
 
@@ -81,6 +83,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     p = add("resample", "Copy <src> to <dst> with every recording at --fs Hz, mono (FLAC under <dst>/audio/).")
     p.add_argument("--fs", type=int, default=16000, help="sample rate of the copies")
+    p.add_argument("src", type=Path)
+    p.add_argument("dst", type=Path)
+
+    p = add("concat", "One long recording per speaker of <src> (its utterances with --pause s between them) in <dst>, "
+                      "with <dst>/reference_segments saying where each utterance lies.")
+    p.add_argument("--pause", type=float, default=1.0, help="seconds of silence between utterances")
+    p.add_argument("--fs", type=int, default=16000, help="sample rate of the recordings")
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
 
@@ -141,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.verb == "resample":
             count = datadir.resample(args.src, args.dst, args.fs)
             print(f"{prog}: {count} recording(s) of {args.src} at {args.fs} Hz in {args.dst}", file=sys.stderr)
+        elif args.verb == "concat":
+            count = datadir.concat_speakers(args.src, args.dst, args.pause, args.fs)
+            print(f"{prog}: {count} recording(s), one per speaker of {args.src}, in {args.dst}", file=sys.stderr)
         elif args.verb == "utt2spk_to_spk2utt":
             source = args.utt2spk if args.utt2spk is not None else Path("/dev/stdin")
             spk2utt = datadir.utt2spk_to_spk2utt(datadir.read_table(source))

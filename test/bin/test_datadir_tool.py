@@ -118,3 +118,22 @@ def test_resample_writes_16k_mono_flac_copies_and_resumes(tmp_path, capsys):
     (src / "wav.scp").write_text(f"a-1 {tmp_path / 'missing.wav'}\na-2 {tmp_path / 'a-2.wav'}\n")
     assert main(["resample", str(src), str(tmp_path / "out2")]) == 1
     assert f"error: utterance a-1: audio file {tmp_path / 'missing.wav'} does not exist" in capsys.readouterr().err
+
+
+def test_concat_makes_one_recording_a_speaker_with_the_reference_segments(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    src = make_dir(tmp_path, utts=["a-1", "a-2", "b-1"])
+    for i, u in enumerate(["a-1", "a-2", "b-1"]):
+        sf.write(tmp_path / f"{u}.wav", np.full(16000 * (i + 1), 0.1, np.float32), 16000)
+    (src / "wav.scp").write_text("".join(f"{u} {tmp_path / u}.wav\n" for u in ["a-1", "a-2", "b-1"]))
+    out = tmp_path / "long"
+    assert main(["concat", "--pause", "0.5", str(src), str(out)]) == 0
+    assert "2 recording(s)" in capsys.readouterr().err
+    datadir.validate(out)
+    assert datadir.read_table(out / "text") == {"a-long": "HELLO A-1 HELLO A-2", "b-long": "HELLO B-1"}
+    assert datadir.read_table(out / "reference_segments") == {
+        "a-1": "a-long 0.000 1.000", "a-2": "a-long 1.500 3.500", "b-1": "b-long 0.000 3.000"}
+    wav, fs = sf.read(datadir.read_table(out / "wav.scp")["a-long"])
+    assert fs == 16000 and len(wav) == 16000 * 3.5 and np.all(wav[16000:24000] == 0)
