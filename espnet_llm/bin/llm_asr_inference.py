@@ -21,6 +21,10 @@ Usage:
         --hotwords hotwords.txt --hotword_bonus 1.5 \
         --data_path_and_name_and_type data/test/wav.scp,speech,sound --output_dir exp/llm_asr_x/decode_hot/test
 
+    # the LLM's forward on OpenVINO with bf16 matrix products (exported once into exp/llm_asr_x/export/)
+    python -m espnet_llm.bin.llm_asr_inference --exp_dir exp/llm_asr_x --llm_engine openvino --llm_precision bf16 \
+        --data_path_and_name_and_type data/test/wav.scp,speech,sound --output_dir exp/llm_asr_x/decode_ov/test
+
     # a packed model (python -m espnet_llm.bin.pack) instead of the exp dir, from any directory
     python -m espnet_llm.bin.llm_asr_inference --exp_dir exp/llm_asr_x/packed.zip \
         --data_path_and_name_and_type dump/fbank/test/feats.scp,speech,kaldi_ark --output_dir decode_packed/test
@@ -49,6 +53,11 @@ times), that runs to the length bound, or whose WER against the CTC best path ex
 decoded again with joint CTC/LLM beam search at `--fallback_ctc_weight` (joint) or replaced by the CTC best path
 (ctc); `{output_dir}/1best_recog/fallback` holds `<utt> <reason>` (`-`: kept, `loop`, `length`, `ctc_disagreement`).
 
+LLM engine (`--llm_engine`, espnet_llm.decode.engine): `hf` runs the Hugging Face model (the reference); `openvino`
+and `onnxruntime` run its forward exported with the KV cache as inputs (LoRA merged first), in every search mode.
+f32 gives the reference's tokens (logits within float rounding); `--llm_precision bf16|int8` (OpenVINO) trade
+accuracy for speed. The export is written once per model file and precision, under a lock, and reused.
+
 Beam search (`espnet_llm.decode.search.SettledBatchBeamSearch`) keeps a hypothesis that the length bound ended (ESPnet
 appends its EOS unscored) only when none ended on its own (`--drop_forced_ends false`: ESPnet's behaviour, where such
 runaways win whenever CTC's end-of-sentence score is poor).
@@ -74,6 +83,7 @@ from espnet_llm.bin import UsageHelpFormatter
 # the search's text cases (espnet_llm.inference.TEXT_CASES), here so that --help needs no torch
 TEXT_CASES = ("keep", "upper", "lower")
 # the decoding API, imported when first used (module __getattr__): --help and argument errors need no torch
+ENGINES = ("hf", "openvino", "onnxruntime")  # espnet_llm.decode.engine.ENGINES (not imported: --help stays fast)
 _API = ("MODEL_FILES", "Result", "Speech2TextLLM", "find_model_files")
 
 
@@ -144,6 +154,9 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
         fallback_threshold=args.fallback_threshold,
         fallback_ctc_weight=args.fallback_ctc_weight,
         fallback_repeat=args.fallback_repeat,
+        llm_engine=args.llm_engine,
+        llm_precision=args.llm_precision,
+        llm_engine_dir=engine_dir(args),
     )
     train_args = speech2text.train_args
     check_raw_audio(args.data_path_and_name_and_type, speech_input(train_args), args.key_file)
@@ -293,6 +306,15 @@ def get_parser() -> argparse.ArgumentParser:
                             "becomes a beam search)")
     group.add_argument("--hotword_bonus", type=float, default=1.0, help="score bonus per LLM token of a listed phrase")
 
+    group = parser.add_argument_group("LLM engine (espnet_llm.decode.engine)")
+    group.add_argument("--llm_engine", default="hf", choices=ENGINES,
+                       help="what runs the LLM's forward: the Hugging Face model, or its graph exported for OpenVINO or "
+                            "ONNX Runtime (LoRA merged; exported once per model file)")
+    group.add_argument("--llm_precision", default="f32", choices=("f32", "bf16", "int8"),
+                       help="openvino: f32, bf16 or int8 weights; onnxruntime and hf: f32")
+    group.add_argument("--llm_engine_dir", type=str_or_none, default=None,
+                       help="the exported graph (default: export/<engine>_<precision>_<model> beside the model file)")
+
     group = parser.add_argument_group("Hallucination guards")
     group.add_argument("--repeat_ngram", type=int, default=0, help="N of the repetition stop (0: off)")
     group.add_argument("--repeat_max", type=int, default=2, help="end a hypothesis whose last N-gram occurs > this")
@@ -308,6 +330,22 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--ctc_disagreement_threshold", type=float, default=0.5,
                        help="flag utterances whose LLM 1-best has a WER above this against the CTC greedy output")
     return parser
+
+
+def engine_dir(args) -> Optional[str]:
+    """Where the LLM's exported graph lives: --llm_engine_dir, else `export/<engine>_<precision>_<model>` beside the
+    model file (the exp dir); None (a temporary dir) for the hf engine and for a packed archive."""
+    if args.llm_engine == "hf" or args.llm_engine_dir:
+        return args.llm_engine_dir
+    if args.asr_model_file:
+        model = Path(args.asr_model_file)
+    elif args.exp_dir and Path(args.exp_dir).is_dir():
+        from espnet_llm.packing import find_model_files
+
+        model = Path(find_model_files(args.exp_dir)[1])
+    else:
+        return None
+    return str(model.parent / "export" / f"{args.llm_engine}_{args.llm_precision}_{model.name.split('.pth')[0]}")
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> None:

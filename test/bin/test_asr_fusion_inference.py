@@ -258,3 +258,18 @@ def test_hotwords_bias_the_am_beam_search_on_its_units(am_dir, feats, tmp_path):
                                                "--hotwords", str(tmp_path / "hot.txt"), "--hotword_bonus", "0")
     assert zero_text == text and all(float(zero_score[k]) == pytest.approx(float(score[k]), abs=1e-4) for k in text)
     assert all(terms_of(zero_terms[k])["hotword"] == 0.0 for k in text)
+
+
+@pytest.mark.parametrize("fusion,engine", [("delayed", "onnxruntime"), ("labelwise", "openvino")])
+def test_fusion_with_an_exported_llm_engine_gives_the_hf_result(am_dir, feats, tiny_llm_dir, unit_llm_dir, tmp_path,
+                                                                 fusion, engine):
+    pytest.importorskip(engine)
+    feats_scp, utts = feats
+    llm = str(tiny_llm_dir if fusion == "delayed" else unit_llm_dir)
+    ref = run(am_dir, feats_scp, tmp_path / "hf", "--fusion", fusion, "--llm", llm, "--lm_weight", "0.3")
+    got = run(am_dir, feats_scp, tmp_path / engine, "--fusion", fusion, "--llm", llm, "--lm_weight", "0.3",
+              "--llm_engine", engine, "--llm_engine_dir", str(tmp_path / "export"))
+    assert (tmp_path / "export" / "engine.json").is_file()
+    assert got[0] == ref[0] and got[3] == ref[3]  # text, token_int
+    for key in utts:
+        assert float(got[1][key]) == pytest.approx(float(ref[1][key]), abs=1e-3)

@@ -341,3 +341,32 @@ def test_word_times_are_monotonic_inside_the_audio_and_written_as_ctm(exp_dir, t
     for utt, channel, start, dur, word, conf in ctm:
         assert channel == "1" and float(dur) >= 0 and 0 <= float(conf) <= 1
         assert float(start) + float(dur) <= len(utts[utt]) * 0.01 + 1e-6
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
+def test_an_exported_llm_engine_decodes_as_the_hf_model_in_every_search(exp_dir, engine):
+    pytest.importorskip(engine)
+    utts = utterances(lengths=(60, 35, 90))
+    for options in (dict(), dict(speculative=True, draft_window=3), dict(beam_size=3, ctc_weight=0.3)):
+        ref = Speech2TextLLM.from_pretrained(exp_dir, **options)
+        fast = Speech2TextLLM.from_pretrained(exp_dir, llm_engine=engine, llm_engine_dir=None, **options)
+        assert fast.llm is not fast.model.llm and type(fast.llm).__name__.lower().startswith(engine[:4])
+        for feats in utts.values():
+            (text, ids, score), = ref(feats)
+            (f_text, f_ids, f_score), = fast(feats)
+            assert (f_text, f_ids) == (text, ids) and f_score == pytest.approx(score, abs=1e-3)
+
+
+def test_cli_exports_the_llm_once_beside_the_model_file(exp_dir, tmp_path):
+    pytest.importorskip("openvino")
+    import shutil
+
+    exp = shutil.copytree(exp_dir, tmp_path / "exp")
+    scp = write_npy_scp(tmp_path, utterances())
+    for job in (1, 2):
+        main(["--exp_dir", str(exp), "--data_path_and_name_and_type", f"{scp},speech,npy", "--llm_engine", "openvino",
+              "--llm_precision", "int8", "--output_dir", str(tmp_path / f"out{job}")])
+    export = exp / "export" / "openvino_int8_valid.acc.ave"
+    assert (export / "engine.json").is_file() and (export / "llm.xml").is_file()
+    assert read_kaldi(tmp_path / "out1" / "1best_recog" / "text") == read_kaldi(tmp_path / "out2" / "1best_recog" / "text")
+    assert len(read_kaldi(tmp_path / "out1" / "1best_recog" / "text")) == 3
