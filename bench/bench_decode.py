@@ -11,6 +11,10 @@ Usage:
     python ../../../bench/bench_decode.py --exp_dir exp/llm_asr_whisper_lora --llm_data data/test/wav.scp,speech,sound \
         --am_exp_dir exp/asr_conformer --data dump/fbank/test/feats.scp,speech,kaldi_ark --text data/test/text \
         --num_utts 40 --device cuda
+    # the LLM engines: every speech-LLM mode on OpenVINO (f32, bf16, int8 weights) and ONNX Runtime, WER from --text
+    python ../../../bench/bench_decode.py --exp_dir exp/llm_asr_whisper_ft_lora --llm_data data/test/wav.scp,speech,sound \
+        --am_exp_dir exp/asr_conformer --data dump/fbank/test/feats.scp,speech,kaldi_ark --text data/test/text \
+        --engines "openvino:f32 openvino:bf16 openvino:int8 onnxruntime:f32" --fusion_llm exp/llm_text_an4 --threads 2
     # end-to-end on tiny random models (seconds; what test/bench/test_bench_smoke.py runs)
     python bench/bench_decode.py --smoke
 
@@ -25,11 +29,15 @@ Modes (each over the same utterances, one at a time, after one warm-up utterance
     llm_greedy_batchN     the same, N utterances a batch (--greedy_batch_size; offline throughput, same output)
     llm_beam              the speech LLM, ESPnet beam search with the KV-cache LLM scorer
     llm_beam_ctc          + joint CTC prefix scores (--ctc_weight; only for a model with a CTC head)
+    <mode>@<engine>_<precision>  the speech-LLM modes again with the LLM's forward on another engine (--engines,
+                          espnet_llm.decode.engine; exported once per run, not timed); "same as hf": the share of
+                          utterances whose 1-best equals the hf engine's in that mode
 
 Columns: RTF = decoding wall time / audio duration; xAM = RTF / RTF of am_beam; floor = decoding time / time of one
 teacher-forced forward of the same model over the same utterances and 1-best hypotheses (the LLM forward for the
 speech LLM; AM forward, plus the fusion LLM's forward over the hypothesis text, for the AM modes): how far the
-search is from the cost of scoring its own answer once; peak RSS (sampled) and, on CUDA, peak GPU memory.
+search is from the cost of scoring its own answer once; peak RSS (sampled) and, on CUDA, peak GPU memory; WER (%)
+against --text, case-insensitive.
 """
 import argparse
 import logging
@@ -45,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PeakMemory, setup, table, timed  # noqa: E402
 
 from espnet_llm.bin.llm_asr_inference import Speech2TextLLM, audio_seconds, find_model_files  # noqa: E402
+from espnet_llm.decode.engine import load_engine  # noqa: E402
 from espnet_llm.tasks.llm_asr import LLMASRTask  # noqa: E402
 
 
@@ -92,41 +101,66 @@ def llm_modes(args, utterances, device):
         speech = speech[None].to(device)
         model(speech, torch.tensor([speech.shape[1]], device=device), ids, torch.tensor([ids.shape[1]], device=device))
 
-    searches = [("llm_greedy", greedy), ("llm_beam", Speech2TextLLM(model, tokenizer, beam_size=args.beam_size,
-                                                                    maxlenratio=args.maxlenratio, device=device))]
-    if getattr(model, "ctc", None) is not None and args.ctc_weight > 0:
-        searches.append(("llm_beam_ctc", Speech2TextLLM(model, tokenizer, beam_size=args.beam_size,
-                                                        ctc_weight=args.ctc_weight, maxlenratio=args.maxlenratio,
-                                                        device=device)))
-    if getattr(model, "ctc", None) is not None:
-        searches.insert(1, ("llm_greedy_speculative", Speech2TextLLM(
-            model, tokenizer, speculative=True, draft_window=args.draft_window, maxlenratio=args.maxlenratio,
-            device=device)))
-    rows = [run_mode(name, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device) for name, s2t in searches]
-    for row, (name, s2t) in zip(rows, searches):
-        if s2t.speculative:
-            d = s2t.draft_stats
-            row["draft_accepted"] = d.accepted / max(d.proposed, 1)
-            row["forwards_per_token"] = d.forwards / max(d.tokens, 1)
-            if [h[1] for h in row["hyps"]] != [h[1] for h in rows[0]["hyps"]]:
-                row["mode"] += " (DIFFERENT OUTPUT)"
-    if args.greedy_batch_size > 1 and greedy.use_greedy:
-        n = args.greedy_batch_size
+    rows = []
+    for engine in ["hf:f32"] + [e for e in args.engines.split() if e != "hf:f32"]:
+        name, precision = engine.split(":") if ":" in engine else (engine, "f32")
+        tag = "" if engine == "hf:f32" else f"@{name}_{precision}"
+        llm = greedy.llm if not tag else load_engine(model.llm, name, precision, None)
+        kwargs = dict(maxlenratio=args.maxlenratio, device=device, llm_engine=llm)
+        searches = [("llm_greedy", Speech2TextLLM(model, tokenizer, **kwargs)),
+                    ("llm_beam", Speech2TextLLM(model, tokenizer, beam_size=args.beam_size, **kwargs))]
+        if getattr(model, "ctc", None) is not None and args.ctc_weight > 0:
+            searches.append(("llm_beam_ctc", Speech2TextLLM(model, tokenizer, beam_size=args.beam_size,
+                                                            ctc_weight=args.ctc_weight, **kwargs)))
+        if getattr(model, "ctc", None) is not None:
+            searches.insert(1, ("llm_greedy_speculative", Speech2TextLLM(
+                model, tokenizer, speculative=True, draft_window=args.draft_window, **kwargs)))
+        engine_rows = [run_mode(name + tag, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device)
+                       for name, s2t in searches]
+        for row, (_, s2t) in zip(engine_rows, searches):
+            if s2t.speculative:
+                d = s2t.draft_stats
+                row["draft_accepted"] = d.accepted / max(d.proposed, 1)
+                row["forwards_per_token"] = d.forwards / max(d.tokens, 1)
+                if [h[1] for h in row["hyps"]] != [h[1] for h in engine_rows[0]["hyps"]]:
+                    row["mode"] += " (DIFFERENT OUTPUT)"
+        greedy_s2t = searches[0][1]
+        if args.greedy_batch_size > 1:
+            n = args.greedy_batch_size
 
-        def decode_all(speeches):
-            hyps = []
-            for i in range(0, len(speeches), n):
-                chunk = speeches[i:i + n]
-                lengths = torch.tensor([s.shape[0] for s in chunk])
-                padded = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True)
-                hyps += [nbest[0] for nbest in greedy.decode_batch(padded, lengths)]
-            return hyps
+            def decode_all(speeches, s2t=greedy_s2t):
+                hyps = []
+                for i in range(0, len(speeches), n):
+                    chunk = speeches[i:i + n]
+                    lengths = torch.tensor([s.shape[0] for s in chunk])
+                    padded = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True)
+                    hyps += [nbest[0] for nbest in s2t.decode_batch(padded, lengths)]
+                return hyps
 
-        rows.insert(1, run_mode(f"llm_greedy_batch{n}", lambda s: greedy(s)[0], forward, utterances, device,
-                                decode_all))
-        same = [h[0] for h in rows[0]["hyps"]] == [h[0] for h in rows[1]["hyps"]]
-        rows[1]["mode"] += "" if same else " (DIFFERENT OUTPUT)"
+            engine_rows.insert(1, run_mode(f"llm_greedy_batch{n}{tag}", lambda s: greedy_s2t(s)[0], forward,
+                                           utterances, device, decode_all))
+            same = [h[0] for h in engine_rows[0]["hyps"]] == [h[0] for h in engine_rows[1]["hyps"]]
+            engine_rows[1]["mode"] += "" if same else " (DIFFERENT OUTPUT)"
+        if tag:  # the share of utterances whose 1-best equals the reference engine's in the same mode
+            reference = {r["mode"].split(" ")[0]: r for r in rows}
+            for row in engine_rows:
+                ref = reference.get(row["mode"].split(" ")[0].split("@")[0])
+                if ref is not None:
+                    row["same_as_hf"] = sum(a[1] == b[1] for a, b in zip(row["hyps"], ref["hyps"])) / len(row["hyps"])
+        rows += engine_rows
     return rows
+
+
+def word_error_rate(rows, utterances, text_file):
+    """Each row's corpus WER (%) against the Kaldi `text_file` (case-insensitive; the hyp's text is hyp[0])."""
+    import editdistance
+
+    refs = dict(line.split(" ", 1) if " " in line else (line, "") for line in
+                Path(text_file).read_text(encoding="utf-8").splitlines())
+    words = [refs[key].upper().split() for key, _ in utterances]
+    for row in rows:
+        errors = sum(editdistance.eval(ref, hyp[0].upper().split()) for ref, hyp in zip(words, row["hyps"]))
+        row["wer"] = 100.0 * errors / max(1, sum(map(len, words)))
 
 
 def am_modes(args, utterances, device):
@@ -170,7 +204,10 @@ def get_parser():
     parser.add_argument("--am_exp_dir", type=Path, help="baseline ESPnet ASR exp dir (the reference)")
     parser.add_argument("--data", type=str2triple_str, help="features of the AM, e.g. dump/fbank/test/feats.scp,speech,kaldi_ark")
     parser.add_argument("--llm_data", type=str2triple_str, default=None, help="speech LLM input (default: --data)")
-    parser.add_argument("--text", type=Path, help="Kaldi text of the set (only to check the ids)")
+    parser.add_argument("--text", type=Path, help="Kaldi text of the set: the WER column")
+    parser.add_argument("--engines", default="",
+                        help="LLM engines measured beside hf, e.g. 'openvino:f32 openvino:bf16 openvino:int8 "
+                             "onnxruntime:f32' (espnet_llm.decode.engine): every speech-LLM mode again on each")
     parser.add_argument("--num_utts", type=int, default=1000000, help="first N utterances of the set")
     parser.add_argument("--delay", default="token", choices=["word", "token"], help="delayed fusion's delay")
     parser.add_argument("--fusion_llm", default=None, help="text LLM with its tokenizer (delayed fusion, rescoring)")
@@ -206,6 +243,7 @@ def main(argv=None) -> int:
             args.data = (str(tiny["feats"]), "speech", "kaldi_ark")
             args.fusion_llm, args.labelwise_llm = str(tiny["llm"]), str(tiny["unit_llm"])
             args.beam_size, args.num_utts, args.am_maxlenratio = 3, min(args.num_utts, 3), 0.3
+            args.text = tiny.get("text")
         if args.exp_dir is None or args.am_exp_dir is None or args.data is None:
             sys.exit("bench_decode: give --exp_dir, --am_exp_dir and --data (or --smoke)")
         start = time.perf_counter()
@@ -214,13 +252,16 @@ def main(argv=None) -> int:
         if [k for k, _ in am_utts] != [k for k, _ in llm_utts]:
             sys.exit("bench_decode: --data and --llm_data list different utterances")
         rows = am_modes(args, am_utts, device) + llm_modes(args, llm_utts, device)
+        if args.text:
+            word_error_rate(rows, am_utts, args.text)
     reference = rows[0]["rtf"]
     print(f"# bench_decode: {len(am_utts)} utterances, {rows[0]['audio_s']:.1f} s of audio, device {device}, "
           f"{args.threads} threads, beam {args.beam_size} ({time.perf_counter() - start:.0f} s in all)")
     print(table(["mode", "utts", "audio s", "wall s", "RTF", "xAM", "floor", "peak RSS GiB", "peak GPU GiB",
-                 "draft accepted", "forwards/token"],
+                 "draft accepted", "forwards/token", "same as hf", "WER"],
                 [[r["mode"], r["utts"], r["audio_s"], r["wall_s"], r["rtf"], r["rtf"] / reference, r["floor"],
-                  r["rss"], r["gpu"], r.get("draft_accepted"), r.get("forwards_per_token")] for r in rows]))
+                  r["rss"], r["gpu"], r.get("draft_accepted"), r.get("forwards_per_token"), r.get("same_as_hf"),
+                  r.get("wer")] for r in rows]))
     if str(args.out) != "-" and not args.smoke:
         import json
 

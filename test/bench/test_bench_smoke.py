@@ -9,9 +9,9 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def run_bench(script: str) -> dict:
+def run_bench(script: str, *extra: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(BENCH.parent)}
-    proc = subprocess.run([sys.executable, str(BENCH / script), "--smoke", "--threads", "1"], capture_output=True,
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--smoke", "--threads", "1", *extra], capture_output=True,
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("|")]
@@ -44,6 +44,19 @@ def test_bench_decode_smoke():
             assert 0 <= float(row["draft accepted"]) <= 1 and 0 < float(row["forwards/token"]) <= 1
         else:
             assert row["draft accepted"] == row["forwards/token"] == "-", mode
+
+
+def test_bench_decode_engines_smoke():
+    pytest.importorskip("openvino")
+    rows = run_bench("bench_decode.py", "--engines", "openvino:f32 openvino:int8", "--greedy_batch_size", "0")
+    llm_modes = ["llm_greedy", "llm_greedy_speculative", "llm_beam", "llm_beam_ctc"]
+    assert list(rows)[4:] == llm_modes + [f"{m}@openvino_f32" for m in llm_modes] + [f"{m}@openvino_int8" for m in llm_modes]
+    for mode in llm_modes:
+        assert float(rows[f"{mode}@openvino_f32"]["same as hf"]) == 1.0  # f32: the reference's output
+        assert 0 <= float(rows[f"{mode}@openvino_int8"]["same as hf"]) <= 1
+        assert rows[mode]["same as hf"] == "-"
+    for row in rows.values():
+        assert 0 <= float(row["WER"]), row
 
 
 def test_bench_train_smoke():
