@@ -201,7 +201,7 @@ def am_modes(args, utterances, device):
 def get_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_dir", type=Path, help="speech LLM exp dir")
-    parser.add_argument("--am_exp_dir", type=Path, help="baseline ESPnet ASR exp dir (the reference)")
+    parser.add_argument("--am_exp_dir", type=Path, help="baseline ESPnet ASR exp dir (the reference; none: no AM modes)")
     parser.add_argument("--data", type=str2triple_str, help="features of the AM, e.g. dump/fbank/test/feats.scp,speech,kaldi_ark")
     parser.add_argument("--llm_data", type=str2triple_str, default=None, help="speech LLM input (default: --data)")
     parser.add_argument("--text", type=Path, help="Kaldi text of the set: the WER column")
@@ -244,22 +244,22 @@ def main(argv=None) -> int:
             args.fusion_llm, args.labelwise_llm = str(tiny["llm"]), str(tiny["unit_llm"])
             args.beam_size, args.num_utts, args.am_maxlenratio = 3, min(args.num_utts, 3), 0.3
             args.text = tiny.get("text")
-        if args.exp_dir is None or args.am_exp_dir is None or args.data is None:
-            sys.exit("bench_decode: give --exp_dir, --am_exp_dir and --data (or --smoke)")
+        if args.exp_dir is None or (args.data is None and args.llm_data is None):
+            sys.exit("bench_decode: give --exp_dir and --llm_data or --data (or --smoke); --am_exp_dir for the AM modes")
         start = time.perf_counter()
-        am_utts = load_utterances(args.data, args.num_utts)
-        llm_utts = load_utterances(args.llm_data, args.num_utts) if args.llm_data else am_utts
+        llm_utts = load_utterances(args.llm_data or args.data, args.num_utts)
+        am_utts = load_utterances(args.data, args.num_utts) if args.am_exp_dir else llm_utts
         if [k for k, _ in am_utts] != [k for k, _ in llm_utts]:
             sys.exit("bench_decode: --data and --llm_data list different utterances")
-        rows = am_modes(args, am_utts, device) + llm_modes(args, llm_utts, device)
+        rows = (am_modes(args, am_utts, device) if args.am_exp_dir else []) + llm_modes(args, llm_utts, device)
         if args.text:
             word_error_rate(rows, am_utts, args.text)
-    reference = rows[0]["rtf"]
-    print(f"# bench_decode: {len(am_utts)} utterances, {rows[0]['audio_s']:.1f} s of audio, device {device}, "
+    reference = rows[0]["rtf"] if args.am_exp_dir else None  # xAM: against ESPnet's beam search on the AM
+    print(f"# bench_decode: {len(llm_utts)} utterances, {rows[0]['audio_s']:.1f} s of audio, device {device}, "
           f"{args.threads} threads, beam {args.beam_size} ({time.perf_counter() - start:.0f} s in all)")
     print(table(["mode", "utts", "audio s", "wall s", "RTF", "xAM", "floor", "peak RSS GiB", "peak GPU GiB",
                  "draft accepted", "forwards/token", "same as hf", "WER"],
-                [[r["mode"], r["utts"], r["audio_s"], r["wall_s"], r["rtf"], r["rtf"] / reference, r["floor"],
+                [[r["mode"], r["utts"], r["audio_s"], r["wall_s"], r["rtf"], r["rtf"] / reference if reference else None, r["floor"],
                   r["rss"], r["gpu"], r.get("draft_accepted"), r.get("forwards_per_token"), r.get("same_as_hf"),
                   r.get("wer")] for r in rows]))
     if str(args.out) != "-" and not args.smoke:
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
         runs = json.loads(out.read_text()) if out.is_file() else []
         runs.append(dict(script="bench_decode", command=" ".join(sys.argv), threads=args.threads, device=str(device),
                          beam_size=args.beam_size, exp_dir=str(args.exp_dir), am_exp_dir=str(args.am_exp_dir),
-                         rows=[{k: v for k, v in r.items() if k != "hyps"} | {"x_am": r["rtf"] / reference}
+                         rows=[{k: v for k, v in r.items() if k != "hyps"} | {"x_am": r["rtf"] / reference if reference else None}
                                for r in rows]))
         out.write_text(json.dumps(runs, indent=1) + "\n")
         print(f"# written to {out}")
