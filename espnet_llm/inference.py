@@ -196,8 +196,11 @@ class _Transcribe:
 
 
 def _built(files: ModelFiles, build):
-    """``build(config file)`` on the resolved config, written to a temporary file for ESPnet's build_model_from_file."""
-    with tempfile.TemporaryDirectory(prefix="espnet_llm_config_") as tmp:
+    """``build(config file)`` on the resolved config, written to a temporary file for ESPnet's build_model_from_file;
+    the model file loads as weights only (ESPnet's loader would unpickle code: espnet_llm.exp_dir)."""
+    from espnet_llm.exp_dir import weights_only_torch_load
+
+    with tempfile.TemporaryDirectory(prefix="espnet_llm_config_") as tmp, weights_only_torch_load():
         return build(write_config(files.config, Path(tmp) / "config.yaml"))
 
 

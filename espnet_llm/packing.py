@@ -349,8 +349,11 @@ def merge_llm(resolved: dict, model_file: Path, tmp: Path) -> Tuple[Path, Path]:
     from espnet_llm.asr.llm import llm_fingerprint, merge_lora_and_save
     from espnet_llm.tasks.llm_asr import LLMASRTask
 
+    from espnet_llm.exp_dir import weights_only_torch_load
+
     config_file = write_config(resolved, tmp / CONFIG)
-    model, _ = LLMASRTask.build_model_from_file(config_file, model_file, "cpu")
+    with weights_only_torch_load():  # a model file is data: loading it runs no code
+        model, _ = LLMASRTask.build_model_from_file(config_file, model_file, "cpu")
     llm_dir = merge_lora_and_save(model.llm, tmp / "llm", tokenizer_dir=resolved["llm_conf"]["name_or_path"])
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("llm.")}
     if "llm_fingerprint" in state:  # the model now belongs to the merged LLM (espnet_llm.asr.espnet_model)

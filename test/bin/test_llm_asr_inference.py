@@ -370,3 +370,22 @@ def test_cli_exports_the_llm_once_beside_the_model_file(exp_dir, tmp_path):
     assert (export / "engine.json").is_file() and (export / "llm.xml").is_file()
     assert read_kaldi(tmp_path / "out1" / "1best_recog" / "text") == read_kaldi(tmp_path / "out2" / "1best_recog" / "text")
     assert len(read_kaldi(tmp_path / "out1" / "1best_recog" / "text")) == 3
+
+
+def test_a_model_file_that_would_run_code_is_refused_by_from_pretrained(exp_dir, tmp_path):
+    import os
+    import pickle
+    import shutil
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    exp = shutil.copytree(exp_dir, tmp_path / "exp")
+    state = torch.load(exp / "valid.acc.ave.pth")
+    state["hostile"] = Hostile()
+    with open(exp / "valid.acc.ave.pth", "wb") as f:
+        pickle.dump(state, f)  # torch.load reads a plain pickle too: the code would run on load
+    with pytest.raises(RuntimeError, match="holds Python objects that a model file should not"):
+        Speech2TextLLM.from_pretrained(exp)
+    assert not (tmp_path / "pwned").exists()
