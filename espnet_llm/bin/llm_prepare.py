@@ -24,6 +24,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 from espnet_llm.bin import UsageHelpFormatter
@@ -80,6 +81,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from espnet_llm.llm_convert import convert_gguf, find_smollm2_gguf, link_hf_dir, random_init_hf_dir
 
+    from espnet_llm.asr.llm import llm_fingerprint
+
+    out = Path(args.out_dir)
+    before = llm_fingerprint(out) if (out / "config.json").is_file() else None
     try:
         if args.random_init:
             info = prepare_random(args, convert_gguf, find_smollm2_gguf, random_init_hf_dir)
@@ -99,6 +104,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         logging.error(str(e))
         sys.exit(1)
+    if before is not None and llm_fingerprint(out) != before:
+        logging.warning(f"{out} now holds another LLM than before: speech LLMs and text LLMs trained on the old one "
+                        "refuse to load on it (train them again, or give this LLM its own --llm_name)")
     if "params" in info:
         logging.info(", ".join(f"{k}={v}" for k, v in info.items() if k not in ("source", "skipped", "seconds")))
 

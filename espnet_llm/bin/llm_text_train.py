@@ -211,6 +211,10 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
     from espnet_llm.runinfo import update_meta
 
     options = {k: v for k, v in sorted(vars(args).items())}
+    if Path(args.llm).is_dir() and (Path(args.llm) / "config.json").is_file():
+        from espnet_llm.asr.llm import llm_fingerprint
+
+        options["llm_fingerprint"] = llm_fingerprint(args.llm)  # another LLM under the same path trains again
     meta = Path(args.out_dir) / "meta.json"
     if is_done(args.out_dir) and meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("options") == options:
         logging.info(f"{args.out_dir} is done with these options: nothing to train (delete it to train again)")

@@ -111,3 +111,15 @@ def test_random_init_keeps_the_architecture_and_tokenizer_and_drops_the_weights(
     # a real (pretrained) LLM dir is never overwritten
     with pytest.raises(SystemExit):
         main(["--random_init", "--llm", str(src), "--out_dir", str(src)])
+
+
+def test_re_pointing_a_name_at_another_llm_is_warned(tmp_path, caplog, make_tiny_llm):
+    import logging
+
+    out = tmp_path / "exp" / "llm" / "tiny"
+    main(["--llm", str(make_tiny_llm("llama", seed=0)), "--out_dir", str(out)])
+    caplog.set_level(logging.WARNING)
+    main(["--llm", str(make_tiny_llm("llama", seed=0)), "--out_dir", str(out)])
+    assert "another LLM" not in caplog.text
+    main(["--llm", str(make_tiny_llm("llama", seed=1)), "--out_dir", str(out)])
+    assert f"{out} now holds another LLM than before" in caplog.text

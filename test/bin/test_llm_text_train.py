@@ -91,3 +91,19 @@ def test_shared_units_resize_to_the_am_token_list(tiny_llm_dir, text_file, tmp_p
     with torch.no_grad():
         logits = llm(input_ids=torch.tensor([[sos_eos]])).logits[0, -1]
     assert logits.shape == (len(token_list),) and torch.isfinite(logits).all()
+
+
+def test_another_llm_under_the_same_path_trains_again(make_tiny_llm, text_file, tmp_path):
+    import shutil
+
+    llm_dir = tmp_path / "llm"
+    shutil.copytree(make_tiny_llm("llama", seed=0), llm_dir)
+    out = tmp_path / "llm_text"
+    args = ["--llm", str(llm_dir), "--text", str(text_file), "--out_dir", str(out), "--max_steps", "2",
+            "--batch_size", "8", "--lora_r", "4"]
+    main(args)
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    shutil.rmtree(llm_dir)
+    shutil.copytree(make_tiny_llm("llama", seed=1), llm_dir)  # the path re-pointed at another LLM
+    main(args)
+    assert (out / "model.safetensors").stat().st_mtime_ns != stamp
