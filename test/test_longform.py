@@ -103,7 +103,8 @@ def test_a_three_minute_recording_decodes_in_segments_with_bounded_memory(raw_sp
 
 
 @needs_espeak
-def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments(raw_speech_llm, tmp_path):
+@pytest.mark.parametrize("how", [["--long_form", "true"], ["--batch_size", "2"]], ids=["long_form", "auto_batched"])
+def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments(raw_speech_llm, tmp_path, how):
     import soundfile as sf
 
     from espnet_llm.bin.llm_asr_inference import main
@@ -113,8 +114,8 @@ def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments
     (tmp_path / "wav.scp").write_text(f"rec-long {tmp_path / 'long.wav'}\nrec-short {tmp_path / 'short.wav'}\n")
     out = tmp_path / "out"
     main(["--exp_dir", str(raw_speech_llm), "--data_path_and_name_and_type", f"{tmp_path / 'wav.scp'},speech,sound",
-          "--output_dir", str(out), "--long_form", "true", "--max_segment_seconds", "10", "--maxlenratio", "0.05",
-          "--maxlen_offset", "2"])
+          "--output_dir", str(out), "--max_segment_seconds", "10", "--maxlenratio", "0.05", "--maxlen_offset", "2",
+          *how])  # auto (the default): the long one in segments, the short one decoded as it is, in one batch
     recog = out / "1best_recog"
     assert sorted(line.split()[0] for line in (recog / "text").read_text().splitlines()) == ["rec-long", "rec-short"]
     segments = [line.split() for line in (recog / "segments").read_text().splitlines()]
@@ -123,6 +124,7 @@ def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments
     assert all(0 <= a < b <= 60 and b - a <= 10 + 1e-6 for a, b in times) and times == sorted(times)
     assert len((recog / "segment_text").read_text().splitlines()) == len(segments)
     assert (out / ".done").is_file()
+    assert [line.split()[0] for line in (recog / "token_int").read_text().splitlines()] == ["rec-short"]
 
 
 @needs_espeak

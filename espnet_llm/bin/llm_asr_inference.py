@@ -162,11 +162,13 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     check_raw_audio(args.data_path_and_name_and_type, speech_input(train_args), args.key_file)
     batch_size = args.batch_size if speech2text.use_greedy else 1
     long_samples = None  # --long_form: recordings longer than --max_segment_seconds are cut by the VAD
-    if args.long_form:
-        if speech_input(train_args).kind != "raw":
-            raise ValueError("--long_form needs a model that reads raw audio (wav.scp as sound): the VAD cuts samples")
+    long_form = str(args.long_form).lower()
+    if long_form not in ("auto", "true", "false"):
+        raise ValueError(f"--long_form must be auto, true or false, got {args.long_form!r}")
+    if long_form == "true" and speech_input(train_args).kind != "raw":
+        raise ValueError("--long_form needs a model that reads raw audio (wav.scp as sound): the VAD cuts samples")
+    if long_form != "false" and speech_input(train_args).kind == "raw":
         long_samples = int(args.max_segment_seconds * speech_input(train_args).fs)
-        batch_size = 1
     loader = LLMASRTask.build_streaming_iterator(
         args.data_path_and_name_and_type,
         dtype="float32",
@@ -191,8 +193,10 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
             lengths = batch.get("speech_lengths")
             if lengths is None:
                 lengths = torch.full((len(keys),), batch["speech"].shape[1], dtype=torch.long)
-            if long_samples is not None and int(lengths.max()) > long_samples:
-                for i, key in enumerate(keys):  # a long recording: in VAD segments (batch size 1 here)
+            long = [] if long_samples is None else [i for i in range(len(keys)) if int(lengths[i]) > long_samples]
+            if long:
+                for i in long:  # a long recording: in VAD segments, batched; the batch's others decode as they are
+                    key = keys[i]
                     wav = batch["speech"][i, : int(lengths[i])].numpy()
                     result = transcribe_segments(lambda xs: [t.text for t in speech2text._best_batch(xs)], wav, fs,
                                                  speech_segments(wav, fs, args.max_segment_seconds),
@@ -203,9 +207,13 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
                         writer["1best_recog"]["segments"][seg_id] = f"{key} {seg.start:.2f} {seg.end:.2f}"
                         writer["1best_recog"]["segment_text"][seg_id] = seg.text
                     logging.info(f"{key}: {len(result.segments)} segments of {len(wav) / fs:.1f} s")
-                seconds += audio_seconds(lengths, batch["speech"], fs)
-                done += len(keys)
-                continue
+                seconds += audio_seconds(lengths[long], batch["speech"], fs)
+                done += len(long)
+                rest = [i for i in range(len(keys)) if i not in long]
+                if not rest:
+                    continue
+                keys, lengths = [keys[i] for i in rest], lengths[rest]
+                batch = {"speech": batch["speech"][rest, : int(lengths.max())]}
             try:
                 nbests, ctc_texts = speech2text.decode_batch_with_ctc(batch["speech"], lengths, keys)
             except RuntimeError as e:
@@ -297,9 +305,10 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--draft_window", type=int, default=16, help="draft tokens verified per LLM forward")
     group.add_argument("--word_times", type=str2bool, default=False,
                        help="word start/end times of the 1-best by CTC segmentation on the CTC head -> 1best_recog/ctm")
-    group.add_argument("--long_form", type=str2bool, default=False,
+    group.add_argument("--long_form", default="auto", choices=("auto", "true", "false"),
                        help="recordings longer than --max_segment_seconds are cut at pauses (Silero VAD) and decoded "
-                            "in segments; 1best_recog/segments and segment_text give each one's times and text")
+                            "in segments; 1best_recog/segments and segment_text give each one's times and text. "
+                            "auto: for a model that reads raw audio; true: also an error for one that does not")
     group.add_argument("--max_segment_seconds", type=float, default=30.0, help="--long_form: the longest segment")
     group.add_argument("--hotwords", type=str_or_none, default=None,
                        help="file of words or phrases (one a line) the beam search is biased towards (greedy "
