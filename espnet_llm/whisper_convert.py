@@ -335,15 +335,21 @@ def default_ct2_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
-def transcribe(model_dir: str | os.PathLike, waveforms: List[np.ndarray], sample_rate: int = 16000) -> List[str]:
-    """Greedy transcripts of 16 kHz mono waveforms by a converted model's own decoder (HF ``generate``)."""
+def transcribe(model_dir: str | os.PathLike, waveforms: List[np.ndarray], sample_rate: int = 16000,
+               batch_size: int = 8, num_beams: int = 1) -> List[str]:
+    """Transcripts of 16 kHz mono waveforms (each at most 30 s) by a converted model's own decoder (HF
+    ``generate``, English, no timestamps; greedy unless ``num_beams`` > 1), ``batch_size`` at a time."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     if sample_rate != 16000:
         raise ValueError(f"Whisper needs 16 kHz audio, got {sample_rate} Hz")
-    model = WhisperForConditionalGeneration.from_pretrained(model_dir).eval()
-    processor = WhisperProcessor.from_pretrained(model_dir)
-    features = processor(waveforms, sampling_rate=sample_rate, return_tensors="pt").input_features
-    with torch.no_grad():
-        token_ids = model.generate(features)
-    return [text.strip() for text in processor.batch_decode(token_ids, skip_special_tokens=True)]
+    model = WhisperForConditionalGeneration.from_pretrained(model_dir, local_files_only=True).eval()
+    processor = WhisperProcessor.from_pretrained(model_dir, local_files_only=True)
+    options = dict(language="en", task="transcribe") if model.generation_config.is_multilingual else {}
+    texts = []
+    for i in range(0, len(waveforms), batch_size):
+        features = processor(waveforms[i:i + batch_size], sampling_rate=sample_rate, return_tensors="pt").input_features
+        with torch.no_grad():
+            token_ids = model.generate(features, num_beams=num_beams, return_timestamps=False, **options)
+        texts += [text.strip() for text in processor.batch_decode(token_ids, skip_special_tokens=True)]
+    return texts

@@ -150,3 +150,19 @@ def test_an4_transcripts(hf_dir):
     # spelled letters come out run together ('gmef'), so score characters without spaces
     cer = jiwer.cer([r.replace(" ", "") for r in refs], [h.replace(" ", "") for h in hyps])
     assert cer < 0.1, (hyps, refs, cer)
+
+
+def test_whisper_inference_writes_kaldi_text_of_a_wav_scp(hf_dir, tmp_path):
+    from espnet_llm.bin.whisper_inference import main, normalise
+
+    ids = ["cen5-fjlp-b", "cen6-menk-b"]
+    lines = [f"{utt} {next((AN4 / 'audio/an4test_clstk').glob(f'*/{utt}.flac'))}\n" for utt in ids]
+    (tmp_path / "wav.scp").write_text("".join(lines))
+    assert main(["--whisper", str(hf_dir), "--wav_scp", str(tmp_path / "wav.scp"), "--output_dir", str(tmp_path / "out"),
+                 "--batch_size", "1"]) == 0
+    text = dict(line.split(" ", 1) for line in (tmp_path / "out" / "text").read_text().splitlines())
+    assert sorted(text) == ids
+    assert all(t == t.upper() and "." not in t and "," not in t and t.strip() for t in text.values())
+    assert text == {k: normalise(transcribe(hf_dir, [soundfile.read(l.split()[1], dtype="float32")[0]])[0])
+                    for k, l in zip(ids, lines)}
+    assert text["cen5-fjlp-b"] == "M C K E E S R O C K S"  # 'M-C-K-...': punctuation dropped as in the references
