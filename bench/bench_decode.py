@@ -115,6 +115,8 @@ def llm_modes(args, utterances, device):
         if getattr(model, "ctc", None) is not None:
             searches.insert(1, ("llm_greedy_speculative", Speech2TextLLM(
                 model, tokenizer, speculative=True, draft_window=args.draft_window, **kwargs)))
+        if args.llm_modes:
+            searches = [(name, s2t) for name, s2t in searches if name in args.llm_modes.split()]
         engine_rows = [run_mode(name + tag, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device)
                        for name, s2t in searches]
         for row, (_, s2t) in zip(engine_rows, searches):
@@ -122,10 +124,11 @@ def llm_modes(args, utterances, device):
                 d = s2t.draft_stats
                 row["draft_accepted"] = d.accepted / max(d.proposed, 1)
                 row["forwards_per_token"] = d.forwards / max(d.tokens, 1)
-                if [h[1] for h in row["hyps"]] != [h[1] for h in engine_rows[0]["hyps"]]:
+                plain = next((r for r in engine_rows if r["mode"] == "llm_greedy" + tag), None)
+                if plain is not None and [h[1] for h in row["hyps"]] != [h[1] for h in plain["hyps"]]:
                     row["mode"] += " (DIFFERENT OUTPUT)"
-        greedy_s2t = searches[0][1]
-        if args.greedy_batch_size > 1:
+        greedy_s2t = Speech2TextLLM(model, tokenizer, **kwargs)
+        if args.greedy_batch_size > 1 and (not args.llm_modes or "llm_greedy_batch" in args.llm_modes):
             n = args.greedy_batch_size
 
             def decode_all(speeches, s2t=greedy_s2t):
@@ -137,10 +140,12 @@ def llm_modes(args, utterances, device):
                     hyps += [nbest[0] for nbest in s2t.decode_batch(padded, lengths)]
                 return hyps
 
-            engine_rows.insert(1, run_mode(f"llm_greedy_batch{n}{tag}", lambda s: greedy_s2t(s)[0], forward,
-                                           utterances, device, decode_all))
-            same = [h[0] for h in engine_rows[0]["hyps"]] == [h[0] for h in engine_rows[1]["hyps"]]
-            engine_rows[1]["mode"] += "" if same else " (DIFFERENT OUTPUT)"
+            at = 1 if engine_rows and engine_rows[0]["mode"] == "llm_greedy" + tag else 0
+            engine_rows.insert(at, run_mode(f"llm_greedy_batch{n}{tag}", lambda s: greedy_s2t(s)[0], forward,
+                                            utterances, device, decode_all))
+            if at:
+                same = [h[0] for h in engine_rows[0]["hyps"]] == [h[0] for h in engine_rows[1]["hyps"]]
+                engine_rows[1]["mode"] += "" if same else " (DIFFERENT OUTPUT)"
         if tag:  # the share of utterances whose 1-best equals the reference engine's in the same mode
             reference = {r["mode"].split(" ")[0]: r for r in rows}
             for row in engine_rows:
@@ -214,6 +219,8 @@ def get_parser():
     parser.add_argument("--labelwise_llm", default=None, help="text LLM on the AM's units (label-wise fusion)")
     parser.add_argument("--beam_size", type=int, default=10)
     parser.add_argument("--ctc_weight", type=float, default=0.3, help="speech LLM joint CTC weight")
+    parser.add_argument("--llm_modes", default="",
+                        help="only these speech-LLM modes, e.g. 'llm_greedy llm_greedy_batch llm_beam_ctc' (default: all)")
     parser.add_argument("--greedy_batch_size", type=int, default=8, help="llm_greedy_batchN mode; <= 1: off")
     parser.add_argument("--draft_window", type=int, default=16, help="llm_greedy_speculative: draft tokens per forward")
     parser.add_argument("--out", type=Path, default=None,
