@@ -4,7 +4,7 @@
 # (Whisper tiny.en encoder -> 80 ms stacking -> SmolLM2-135M + LoRA, two stages, speed perturbation and simulated rooms
 # on the fly) and tested on real read speech: the LibriVox and cards clips. No AM: --asr_config "".
 #
-#   ./run.sh                                  # everything (2 CPU cores: about 2 h, most of it the two stages)
+#   ./run.sh                                  # everything (2 CPU cores: 1 h 38 min measured, most of it the two stages)
 #   ./run.sh --local_data_opts "--an4 true" --test_sets "librivox cards an4_test"   # + AN4 (train and test)
 #   ./run.sh --stage 11 --stop_stage 13       # decode, score and report again
 #   ./run.sh --help
