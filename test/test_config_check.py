@@ -44,3 +44,19 @@ def test_a_clean_config_passes(asr_task, tmp_path):
     args = asr_task.get_parser().parse_args(["--encoder", "conformer", "--encoder_conf", "num_blocks=2",
                                              "--token_list", "t"])
     check_nested_confs(asr_task, args)
+
+
+@pytest.mark.parametrize("section, key, message", [
+    ("projector_conf", "strid_ms=80", "projector_conf: unknown key(s) strid_ms for stack_linear"),
+    ("model_conf", "ctc_weigth=0.3", "model_conf: unknown key(s) ctc_weigth for llm_prefix"),
+])
+def test_the_speech_llm_task_sections_are_checked_too(tmp_path, section, key, message):
+    from espnet_llm.bin.llm_asr_train import main
+
+    config = tmp_path / "train.yaml"
+    config.write_text("encoder: transformer\nprojector: stack_linear\nmodel: llm_prefix\n"
+                      "model_conf:\n    prompt: transcribe\n")  # prompt: read by the task, not an error
+    with pytest.raises(SystemExit) as stop:
+        main(["--config", str(config), f"--{section}", key, "--output_dir", str(tmp_path / "exp")])
+    assert f"error: {config}: {message}" in str(stop.value.code) and "prompt" not in str(stop.value.code).split("(")[0]
+    assert not (tmp_path / "exp").exists()
