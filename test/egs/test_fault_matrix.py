@@ -183,9 +183,11 @@ def test_an_utterance_too_long_for_the_llm_is_named_and_the_other_splits_are_kep
 
 def test_an_unseen_word_is_scored_as_an_error_not_a_crash(recipe, tiny_llm_dir):
     edit_text(recipe, lambda b: re.sub(rb"^(\S+ )", rb"\1XYLOPHONE ", b, count=1))
+    before = snapshot(recipe)
     result = run(recipe, *base_args(tiny_llm_dir), "--stage", "12", "--stop_stage", "12")
     assert "Stage 12: Scoring" in result.stdout
     assert "XYLOPHONE" in (decode_dir(recipe) / "score_wer/result.txt").read_text()
+    assert_kept(before, recipe, changed=r"/score_(wer|cer)/")  # only the scores are remade
 
 
 # ------------------------------------------------------------------ configs, LLM dirs, options
@@ -241,8 +243,10 @@ def test_a_swapped_llm_under_a_kept_name_is_refused(recipe, tiny_llm_dir, make_t
 
 
 def test_a_bad_stage_is_refused(recipe):
+    before = snapshot(recipe)
     result = run(recipe, "--stage", "99", check=False)
     assert result.returncode == 2 and "--stage 99" in result.stdout + result.stderr
+    assert_kept(before, recipe)
 
 
 # ------------------------------------------------------------------ kills, concurrency, full and read-only disks
