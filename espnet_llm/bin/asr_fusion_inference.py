@@ -50,7 +50,8 @@ from espnet_llm.bin import UsageHelpFormatter
 # torch, ESPnet's search and the LLM are imported where they are used: --help needs none of them
 FUSIONS = ("none", "labelwise", "delayed", "rescore")
 TEXT_CASES = ("keep", "lower", "upper")  # espnet_llm.decode.fusion.TEXT_CASES
-DELAYS = ("word", "token")  # espnet_llm.decode.fusion.DelayedLLMScorer.DELAYS
+DELAYS = ("word", "token")
+ENGINES = ("hf", "openvino", "onnxruntime")  # espnet_llm.decode.engine.ENGINES (checked by a test)  # espnet_llm.decode.fusion.DelayedLLMScorer.DELAYS
 Result = Tuple[str, List[str], List[int], float, Dict[str, float]]  # text, tokens, token ids, score, score terms
 
 
@@ -308,7 +309,7 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--asr_train_config", required=True, help="the AM's config.yaml")
     group.add_argument("--asr_model_file", required=True, help="the AM's model .pth")
     group.add_argument("--llm", type=str_or_none, help="local HF causal LM dir (or LoRA adapter dir)")
-    group.add_argument("--llm_engine", default="hf", choices=("hf", "openvino", "onnxruntime"),
+    group.add_argument("--llm_engine", default="hf", choices=ENGINES,
                        help="what runs the LLM's forward (espnet_llm.decode.engine; exported once into <llm>/export/)")
     group.add_argument("--llm_precision", default="f32", choices=("f32", "bf16", "int8"),
                        help="openvino: f32, bf16 or int8 weights; onnxruntime and hf: f32")

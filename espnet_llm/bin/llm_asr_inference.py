@@ -346,15 +346,14 @@ def engine_dir(args) -> Optional[str]:
     model file (the exp dir); None (a temporary dir) for the hf engine and for a packed archive."""
     if args.llm_engine == "hf" or args.llm_engine_dir:
         return args.llm_engine_dir
-    if args.asr_model_file:
-        model = Path(args.asr_model_file)
-    elif args.exp_dir and Path(args.exp_dir).is_dir():
-        from espnet_llm.packing import find_model_files
+    from espnet_llm.decode.engine import default_engine_dir
+    from espnet_llm.packing import find_model_files
 
-        model = Path(find_model_files(args.exp_dir)[1])
-    else:
-        return None
-    return str(model.parent / "export" / f"{args.llm_engine}_{args.llm_precision}_{model.name.split('.pth')[0]}")
+    if args.asr_model_file:
+        return str(default_engine_dir(args.asr_model_file, args.llm_engine, args.llm_precision))
+    if args.exp_dir and Path(args.exp_dir).is_dir():
+        return str(default_engine_dir(find_model_files(args.exp_dir)[1], args.llm_engine, args.llm_precision))
+    return None
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> None:

@@ -11,7 +11,7 @@ calls the LLM as a Hugging Face causal LM::
 and reads ``get_input_embeddings()``, ``get_output_embeddings().weight.shape[0]``, ``config`` and
 ``parameters()``. An engine is an ``nn.Module`` with that interface, so a decoder does not know which one runs:
 
-- ``hf``: the Hugging Face model itself (the default and the reference).
+- ``hf``: the Hugging Face model itself, no engine around it (the default and the reference).
 - ``openvino``: the LLM's forward converted by OpenVINO (``openvino.convert_model`` traces it with its KV cache
   as explicit inputs and outputs), compiled for the CPU. ``precision``: ``f32`` (exact up to float rounding),
   ``bf16`` (OpenVINO's ``INFERENCE_PRECISION_HINT``: bf16 matrix products where the CPU has them) or ``int8``
@@ -104,19 +104,6 @@ class LLMEngine(torch.nn.Module, abc.ABC):
     def forward(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None,
                 past_key_values=None, use_cache=True, logits_to_keep=0, **kwargs) -> CausalLMOutputWithPast:
         """The Hugging Face causal-LM forward (see the module doc)."""
-
-
-class HFEngine(LLMEngine):
-    """The Hugging Face model itself: every call goes to it unchanged."""
-
-    name = "hf"
-
-    def __init__(self, llm: torch.nn.Module):
-        super().__init__(llm)
-        self.llm = llm
-
-    def forward(self, *args, **kwargs) -> CausalLMOutputWithPast:
-        return self.llm(*args, **kwargs)
 
 
 class _Flat(torch.nn.Module):
@@ -298,7 +285,7 @@ class ONNXRuntimeEngine(ExportedEngine):
         return self.session.run(self.output_names, dict(zip(self.input_names, feeds)))
 
 
-ENGINE_CLASSES: Dict[str, type] = {"hf": HFEngine, "openvino": OpenVINOEngine, "onnxruntime": ONNXRuntimeEngine}
+ENGINE_CLASSES: Dict[str, type] = {"openvino": OpenVINOEngine, "onnxruntime": ONNXRuntimeEngine}  # "hf": the model
 
 
 def source_identity(llm: torch.nn.Module) -> str:
@@ -315,9 +302,9 @@ def export_engine(llm: torch.nn.Module, directory: Union[str, Path], engine: str
                   identity: Optional[str] = None) -> Path:
     """Export `llm` (HF causal LM or peft model, merged first) for `engine` into `directory`, written whole: a
     temporary sibling renamed into place, with ``engine.json`` last. Returns the directory."""
+    if engine not in ENGINE_CLASSES:
+        raise ValueError(f"engine {engine!r}: nothing to export (exported engines: {sorted(ENGINE_CLASSES)})")
     cls = ENGINE_CLASSES[engine]
-    if not issubclass(cls, ExportedEngine):
-        raise ValueError(f"engine {engine!r} runs the Hugging Face model itself: nothing to export")
     if precision not in cls.precisions:
         raise ValueError(f"engine {engine}: precision must be one of {cls.precisions}, got {precision!r}")
     directory = Path(directory)
@@ -355,12 +342,18 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def default_engine_dir(model_file: Union[str, Path], engine: str, precision: str) -> Path:
+    """Where a model file's exported LLM lives: ``export/<engine>_<precision>_<model file stem>`` beside it."""
+    model_file = Path(model_file)
+    return model_file.parent / "export" / f"{engine}_{precision}_{model_file.name.split('.pth')[0]}"
+
+
 def load_engine(llm: torch.nn.Module, engine: str = "hf", precision: str = "f32",
                 directory: Optional[Union[str, Path]] = None) -> torch.nn.Module:
     """`llm` behind `engine`. ``hf``: `llm` itself. Others: the graph in `directory` if it was exported from these
     weights with this precision, else exported there first (under ``<directory>.lock``, so parallel jobs export
     once); with no `directory`, into a temporary one."""
-    if engine not in ENGINE_CLASSES:
+    if engine not in ENGINES:
         raise ValueError(f"unknown LLM engine {engine!r}; choose from {ENGINES}")
     if engine == "hf":
         if precision != "f32":
