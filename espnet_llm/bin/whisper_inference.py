@@ -11,8 +11,9 @@ Usage:
 Runs Hugging Face's `WhisperForConditionalGeneration.generate` (English transcription, no timestamps, greedy
 unless --num_beams) on each recording of `wav.scp` (16 kHz mono, as the recipe's data dirs hold; a recording over
 30 s is cut at pauses by espnet_llm.longform), and writes `<output_dir>/text` upper-cased and stripped of
-punctuation, the form of the recipes' references (digits stay digits: "1850" against "EIGHTEEN FIFTY" is an
-error, as for any system scored against these references).
+punctuation (espnet_llm.scoring.normalize_text, as `wer_score --remove_punct`), the form of the recipes'
+references (digits stay digits: "1850" against "EIGHTEEN FIFTY" is an error, as for any system scored against
+these references).
 """
 import argparse
 import logging
@@ -34,13 +35,6 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def normalise(text: str) -> str:
-    """Upper case, punctuation (but apostrophes) dropped: the form of the recipes' references."""
-    import re
-
-    return " ".join(re.sub(r"[^\w' ]+", " ", text.upper()).split())
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
@@ -48,6 +42,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from espnet_llm.audio import AudioError, load_audio
     from espnet_llm.longform import speech_segments
+    from espnet_llm.scoring import normalize_text
     from espnet_llm.whisper_convert import transcribe
 
     torch.set_num_threads(args.threads)
@@ -67,7 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     hyps = transcribe(args.whisper, [w for _, w in pieces], batch_size=args.batch_size, num_beams=args.num_beams)
     texts: dict = {}
     for (key, _), text in zip(pieces, hyps):
-        texts.setdefault(key, []).append(normalise(text))
+        texts.setdefault(key, []).append(normalize_text(text, "upper", remove_punct=True))
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "text").write_text("".join(f"{k} {' '.join(v)}\n" for k, v in texts.items()), encoding="utf-8")
     logging.info(f"{len(texts)} recordings ({len(pieces)} pieces) -> {args.output_dir / 'text'}")
