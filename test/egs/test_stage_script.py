@@ -144,3 +144,81 @@ def test_shellcheck_all_scripts():
     assert REPO / "utils" / "split_data.sh" in rest
     result = shellcheck(REPO, rest)
     assert (result.returncode, result.stdout) == (0, ""), result.stdout
+
+
+# ---------------------------------------------------------------- same_data_or_stop (stages 6 and 9)
+def same_data_or_stop(cwd: Path, exp: str, *data_dirs: str) -> subprocess.CompletedProcess:
+    """The stage script's own ``log`` and ``same_data_or_stop``, cut out of it, called in cwd under its shell
+    options."""
+    harness = cwd / "harness.sh"
+    harness.write_text('set -euo pipefail\neval "$(sed -n -e \'/^log() {/,/^}/p\' '
+                       '-e \'/^same_data_or_stop() {/,/^}/p\' "$1")"\nshift\nsame_data_or_stop "$@"\n')
+    return subprocess.run(["bash", str(harness), str(TEMPLATE), exp, *data_dirs], cwd=cwd, capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
+def write_data_dir(path: Path, utts: list[str]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "text").write_text("".join(f"{u} YES NO\n" for u in utts))
+    (path / "wav.scp").write_text("".join(f"{u} /audio/{u}.flac\n" for u in utts))
+
+
+@pytest.mark.parametrize("trained", ["checkpoint.pth", "train.done"])
+def test_a_rerun_into_a_trained_exp_dir_stops_when_the_training_data_changed(tmp_path, trained):
+    """checkpoint.pth: ESPnet's --resume would take the finished model up again; train.done (checkpoint.pth
+    deleted to save space): train_once would skip training and keep the old model."""
+    write_data_dir(tmp_path / "data/train", ["a", "b"])
+    write_data_dir(tmp_path / "data/dev", ["c"])
+    exp = tmp_path / "exp/asr_x"
+    exp.mkdir(parents=True)
+    first = same_data_or_stop(tmp_path, "exp/asr_x", "data/train", "data/dev")  # the first training records its data
+    assert first.returncode == 0, first.stderr
+    recorded = (exp / "data.md5").read_text()
+    assert re.fullmatch(r"[0-9a-f]{32}\n", recorded)
+    (exp / trained).write_text("x")
+    again = same_data_or_stop(tmp_path, "exp/asr_x", "data/train", "data/dev")  # unchanged data: on it goes
+    assert again.returncode == 0 and again.stdout == "", again.stdout + again.stderr
+    assert (exp / "data.md5").read_text() == recorded
+
+    write_data_dir(tmp_path / "data/train", ["a", "b", "d"])  # one more utterance
+    changed = same_data_or_stop(tmp_path, "exp/asr_x", "data/train", "data/dev")
+    assert changed.returncode == 1
+    assert ("Error: the training data (data/train data/dev) changed since exp/asr_x was trained (its data.md5): "
+            "a rerun would resume or reuse the old model. Delete exp/asr_x, or name a new one (--asr_tag / "
+            "--llm_asr_tag)") in changed.stdout
+    assert (exp / "data.md5").read_text() == recorded  # still the trained model's data
+
+    write_data_dir(tmp_path / "data/train", ["a", "b"])
+    (tmp_path / "data/dev/wav.scp").write_text("c /other/c.flac\n")  # the validation audio counts too
+    assert same_data_or_stop(tmp_path, "exp/asr_x", "data/train", "data/dev").returncode == 1
+
+
+def test_a_changed_data_set_is_recorded_where_nothing_was_trained_yet(tmp_path):
+    """A training that never saved a checkpoint (killed in its first epoch) starts again on the new data."""
+    write_data_dir(tmp_path / "data/train", ["a", "b"])
+    (tmp_path / "exp/llm_asr_x").mkdir(parents=True)
+    assert same_data_or_stop(tmp_path, "exp/llm_asr_x", "data/train").returncode == 0
+    old = (tmp_path / "exp/llm_asr_x/data.md5").read_text()
+    (tmp_path / "exp/llm_asr_x/train.log").write_text("killed\n")
+    write_data_dir(tmp_path / "data/train", ["a"])
+    result = same_data_or_stop(tmp_path, "exp/llm_asr_x", "data/train")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "exp/llm_asr_x/data.md5").read_text() not in ("", old)
+
+
+@pytest.mark.parametrize("stage, exp, train_set", [("6", "exp/asr_conformer", "train_sp"),
+                                                   ("9", "exp/llm_asr_whisper_lora", "train")])
+def test_stages_6_and_9_stop_before_training_on_changed_data(recipe, stage, exp, train_set):
+    """Through run.sh: an exp dir of a finished training whose data.md5 is not that of the data dirs now."""
+    for s in (train_set, "dev"):
+        write_data_dir(recipe / "data" / s, ["a", "b"])
+    (recipe / exp).mkdir(parents=True)
+    for name, text in (("data.md5", "0" * 32 + "\n"), ("checkpoint.pth", "model"), ("train.done", "sig\n")):
+        (recipe / exp / name).write_text(text)
+    before = {p: p.read_bytes() for p in (recipe / exp).iterdir() if p.name != "command.txt"}
+    result = run_recipe(recipe, "--stage", stage, "--stop_stage", stage)
+    assert result.returncode == 1
+    assert (f"Error: the training data (data/{train_set} data/dev) changed since {exp} was trained (its data.md5)"
+            in result.stdout), result.stdout + result.stderr
+    assert {p: p.read_bytes() for p in (recipe / exp).iterdir() if p.name != "command.txt"} == before
+    assert not (recipe / exp / "train.log").exists()

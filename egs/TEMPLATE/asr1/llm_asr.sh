@@ -188,9 +188,11 @@ fi
 same_data_or_stop() {  # <exp dir> <data dirs...>: a rerun into a trained exp dir must see the data it was trained on
   local _exp=$1 _sum; shift
   _sum=$(for d in "$@"; do cat "${d}/text" "${d}/wav.scp"; done | md5sum | cut -d' ' -f1)
-  if [ -f "${_exp}/data.md5" ] && [ "$(cat "${_exp}/data.md5")" != "${_sum}" ] && [ -f "${_exp}/checkpoint.pth" ]; then
-    log "Error: the training data ($*) changed since ${_exp} was trained (its data.md5): a rerun would resume the" \
-      "old model. Delete ${_exp}, or name a new one (--asr_tag / --llm_asr_tag)"
+  # trained: checkpoint.pth (ESPnet's --resume takes it up) or train.done (train_once keeps the model as it is)
+  if [ -f "${_exp}/data.md5" ] && [ "$(cat "${_exp}/data.md5")" != "${_sum}" ] \
+     && { [ -f "${_exp}/checkpoint.pth" ] || [ -f "${_exp}/train.done" ]; }; then
+    log "Error: the training data ($*) changed since ${_exp} was trained (its data.md5): a rerun would resume or" \
+      "reuse the old model. Delete ${_exp}, or name a new one (--asr_tag / --llm_asr_tag)"
     exit 1
   fi
   echo "${_sum}" > "${_exp}/data.md5"
