@@ -6,14 +6,17 @@ use Cwd qw(getcwd);
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path);
 use File::Spec;
+use Fcntl qw(:flock);
 
 my $usage = <<'END';
 Usage: slurm.pl [options] [JOB=1:N] <log-file> <command> [<arg>...]
   slurm.pl --mem 8G --gpu 1 JOB=1:4 exp/x/log/decode.JOB.log python -m espnet_llm.bin.asr_inference --part JOB
   slurm.pl --dry-run --num-threads 4 exp/x/log/train.log python -m espnet_llm.bin.asr_train
-Writes <log-dir>/q/<name>.sh (one case per job id, the command with JOB replaced, as run.pl runs it), submits
-it with one "sbatch --array", polls squeue until the array has left the queue, then reads each job's log.
-Slurm's own output of each task goes to <log-dir>/q/<name>-<task>.out.
+Writes <log-dir>/q/<name>.<first>-<last>.sh (<name>.sh without JOB=; one case per job id, the command with JOB
+replaced, as run.pl runs it), submits it with one "sbatch --array", polls squeue until the array has left the
+queue, then reads each job's log. Slurm's own output of each task goes to <log-dir>/q/<name>.<first>-<last>-<task>.out.
+A call holds its script (flock) until it ends: a concurrent call with the same log pattern and job range writes
+<name>.<first>-<last>.2.sh.
 Options:
   --mem M            memory per job (sbatch --mem=M)
   --num-threads N    CPUs per job (sbatch --cpus-per-task=N)
@@ -141,9 +144,20 @@ $name =~ s/\.log$//;
 $name = 'job' if $name eq '';
 my $queue_dir = File::Spec->rel2abs("$log_dir/q");
 my $array = defined $jobname;
-# One script per job range: a partial rerun submits one call per missing job, at once, with one log pattern.
-my $qname = $array ? "$name.$first-$last" : $name;
-my $script_path = "$queue_dir/$qname.sh";
+# One script per job range: a partial rerun submits one call per missing job, at once, with one log pattern. A call
+# locks its script until it ends; a concurrent call with the same range and log pattern takes the next free name
+# (<name>.2.sh, ...) instead of writing over a script that the other may not have submitted yet.
+my $qbase = $array ? "$name.$first-$last" : $name;
+make_path($queue_dir) unless -d $queue_dir;
+my ($qname, $script_path, $script_fh);
+for (my $n = 1; ; $n++) {
+    $qname = $n == 1 ? $qbase : "$qbase.$n";
+    $script_path = "$queue_dir/$qname.sh";
+    open($script_fh, '>>', $script_path) or fail("cannot write $script_path: $!");
+    last if flock($script_fh, LOCK_EX | LOCK_NB);
+    last unless $!{EWOULDBLOCK};  # a file system without locks: this name, unlocked
+    close($script_fh);
+}
 
 push @sbatch, "--job-name=$name", '--parsable', '--chdir=' . getcwd();
 if ($array) {
@@ -193,10 +207,14 @@ printf '# Accounting: time=%d threads=%s\\n# Ended (code %d) at %s, elapsed time
 exit "\${code}"
 END
 
-make_path($queue_dir) unless -d $queue_dir;
-open(my $fh, '>', $script_path) or fail("cannot write $script_path: $!");
-print $fh $script;
-close($fh) or fail("cannot write $script_path: $!");
+# written through the locked handle, which stays open (and the lock held) until slurm.pl exits
+truncate($script_fh, 0) or fail("cannot write $script_path: $!");
+{
+    my $old = select($script_fh);
+    $| = 1;
+    select($old);
+}
+print $script_fh $script or fail("cannot write $script_path: $!");
 chmod 0755, $script_path;
 
 my $sbatch_line = join ' ', map { shell_quote($_) } @sbatch;

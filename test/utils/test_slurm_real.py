@@ -110,6 +110,54 @@ def test_concurrent_calls_with_one_log_pattern_do_not_overwrite_each_others_scri
         assert (tmp_path / f"log/q/decode.{n}-{n}.sh").is_file()
 
 
+def test_concurrent_calls_with_one_job_range_and_log_pattern_each_submit_their_own_script(cluster, tmp_path):
+    """Two calls with the same JOB=1:1 and log pattern at once: behind a site's sbatch wrapper that takes 2 s, the
+    first has written its q/ script and not yet submitted it when the second writes its own."""
+    wrapper = tmp_path / "sbatch-slow"
+    wrapper.write_text('#!/bin/sh\nsleep 2\nexec sbatch "$@"\n')
+    wrapper.chmod(0o755)
+    (tmp_path / "slurm.conf").write_text(f"command {wrapper}\n")
+    script = tmp_path / "log/q/decode.1-1.sh"
+
+    def call(word):
+        return subprocess.Popen([str(SLURM_PL), "--config", "slurm.conf", "JOB=1:1", "log/decode.JOB.log",
+                                 f"echo {word} > {word}.txt"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=cluster.env)
+    first = call("first")
+    deadline = time.monotonic() + 30
+    while not (script.is_file() and "first.txt" in script.read_text()):
+        assert time.monotonic() < deadline and first.poll() is None, "the first call wrote no script"
+        time.sleep(0.05)
+    second = call("second")
+    for p in (first, second):
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    # each call's job ran its own command, and each call's script is still there as it submitted it
+    assert (tmp_path / "first.txt").read_text() == "first\n" and (tmp_path / "second.txt").read_text() == "second\n"
+    scripts = sorted((tmp_path / "log/q").glob("decode.1-1*.sh"))
+    assert [(p.name, "first.txt" in p.read_text(), "second.txt" in p.read_text()) for p in scripts] == [
+        ("decode.1-1.2.sh", False, True), ("decode.1-1.sh", True, False)]
+
+
+def test_a_job_past_its_time_limit_is_reported_at_once_with_slurms_reason(cluster, tmp_path):
+    """Slurm's TIMEOUT (the --time limit: 1 minute, Slurm's smallest, checked every 30 s by slurmctld) of an array:
+    each task is reported as soon as Slurm has ended it, not after 60 s waiting for a log line that cannot come."""
+    result = slurm(cluster, "--time", 1, "JOB=1:2", "log/long.JOB.log", "sleep", 300, cwd=tmp_path, timeout=300)
+    reported = time.time()
+    assert result.returncode == 1
+    for n in (1, 2):
+        assert re.search(rf"job {n} left no '# Ended' line in log/long.{n}.log \(Slurm: TIMEOUT, TimeLimit\); "
+                         rf"Slurm's output is in \S+/log/q/long.1-2-{n}.out\n.*DUE TO TIME LIMIT", result.stderr), \
+            result.stderr
+    assert "2 / 2 failed, log is in log/long.1.log" in result.stderr
+    array_id = re.search(r"\(Slurm job (\d+)_1\)", (tmp_path / "log/long.1.log").read_text()).group(1)
+    ends = subprocess.run(["squeue", "-t", "all", "--noheader", "--array", f"--jobs={array_id}", "--format=%T %e"],
+                          env=cluster.env, capture_output=True, text=True, check=True).stdout.split("\n")[:-1]
+    assert [e.split()[0] for e in ends] == ["TIMEOUT", "TIMEOUT"], ends
+    ended = max(time.mktime(time.strptime(e.split()[1], "%Y-%m-%dT%H:%M:%S")) for e in ends)
+    assert reported - ended < 20, (reported, ended)  # squeue polled every 10 s at most
+
+
 def test_export_path_keeps_threads_offline_switches_and_path_sh(cluster, tmp_path):
     """Kaldi's slurm.conf exports only PATH: the job script sets what the jobs read and sources path.sh."""
     (tmp_path / "slurm.conf").write_text("command sbatch --export=PATH\noption mem=* --mem=$0\n")
