@@ -570,9 +570,11 @@ def resample(src: str | os.PathLike, dst: str | os.PathLike, fs: int = 16000) ->
     return len(wav_scp)
 
 
-def concat_speakers(src: str | os.PathLike, dst: str | os.PathLike, pause: float = 1.0, fs: int = 16000) -> int:
+def concat_speakers(src: str | os.PathLike, dst: str | os.PathLike, pause: float = 1.0, fs: int = 16000,
+                    single: bool = False) -> int:
     """One long recording per speaker of ``src``: its utterances in order, ``pause`` seconds of silence between
-    them (16-bit FLAC under ``dst/audio/``, id ``<spk>-long``), its text their texts joined. ``dst/reference_segments``
+    them (16-bit FLAC under ``dst/audio/``, id ``<spk>-long``), its text their texts joined; with ``single``, one
+    recording ``all-long`` of every utterance, speaker by speaker. ``dst/reference_segments``
     (Kaldi ``segments``: ``<utt> <recording> <start> <end>``) says where each utterance lies, so that the long-form
     decoding can be compared with decoding the reference segments one by one. Returns the number of recordings."""
     import numpy as np
@@ -588,7 +590,10 @@ def concat_speakers(src: str | os.PathLike, dst: str | os.PathLike, pause: float
     audio_dir.mkdir(parents=True, exist_ok=True)
     gap = np.zeros(int(round(pause * fs)), np.float32)
     wav_scp, text, utt2spk, segments = {}, {}, {}, {}
-    for spk, utts in sorted(utt2spk_to_spk2utt(data.tables["utt2spk"]).items()):
+    groups = sorted(utt2spk_to_spk2utt(data.tables["utt2spk"]).items())
+    if single:
+        groups = [("all", [u for _, utts in groups for u in utts])]
+    for spk, utts in groups:
         rec = f"{spk}-long"
         pieces, at = [], 0
         for utt in utts:

@@ -13,6 +13,7 @@ Usage:
     python -m espnet_llm.bin.datadir_tool utt2spk_to_spk2utt data/train/utt2spk > data/train/spk2utt
     python -m espnet_llm.bin.datadir_tool resample --fs 16000 data/mine data/mine_16k   # 16 kHz mono FLAC
     python -m espnet_llm.bin.datadir_tool concat --pause 1.0 data/test data/test_long   # one recording a speaker
+    python -m espnet_llm.bin.datadir_tool concat --single data/test data/test_all_long    # one recording of all
 
 Exit status 0 on success; 1 with the problem on stderr when the data dir is invalid or the operation fails.
 """
@@ -90,6 +91,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                       "with <dst>/reference_segments saying where each utterance lies.")
     p.add_argument("--pause", type=float, default=1.0, help="seconds of silence between utterances")
     p.add_argument("--fs", type=int, default=16000, help="sample rate of the recordings")
+    p.add_argument("--single", action="store_true", help="one recording of every utterance (all-long)")
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
 
@@ -151,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             count = datadir.resample(args.src, args.dst, args.fs)
             print(f"{prog}: {count} recording(s) of {args.src} at {args.fs} Hz in {args.dst}", file=sys.stderr)
         elif args.verb == "concat":
-            count = datadir.concat_speakers(args.src, args.dst, args.pause, args.fs)
+            count = datadir.concat_speakers(args.src, args.dst, args.pause, args.fs, args.single)
             print(f"{prog}: {count} recording(s), one per speaker of {args.src}, in {args.dst}", file=sys.stderr)
         elif args.verb == "utt2spk_to_spk2utt":
             source = args.utt2spk if args.utt2spk is not None else Path("/dev/stdin")

@@ -137,3 +137,9 @@ def test_concat_makes_one_recording_a_speaker_with_the_reference_segments(tmp_pa
         "a-1": "a-long 0.000 1.000", "a-2": "a-long 1.500 3.500", "b-1": "b-long 0.000 3.000"}
     wav, fs = sf.read(datadir.read_table(out / "wav.scp")["a-long"])
     assert fs == 16000 and len(wav) == 16000 * 3.5 and np.all(wav[16000:24000] == 0)
+    out = tmp_path / "all"
+    assert main(["concat", "--single", "--pause", "0.5", str(src), str(out)]) == 0
+    datadir.validate(out)
+    assert datadir.read_table(out / "text") == {"all-long": "HELLO A-1 HELLO A-2 HELLO B-1"}
+    assert datadir.read_table(out / "reference_segments")["b-1"] == "all-long 4.000 7.000"
+    assert len(sf.read(datadir.read_table(out / "wav.scp")["all-long"])[0]) == 16000 * 7
