@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Decoding studies of the trained speech LLM (after ./run.sh, or ./run_compare.sh for the reference AM of the word
+# times): long recordings, word times, hotword biasing, the CTC fallback against hallucination. Each step decodes
+# sets it builds from AN4 test/dev and the LibriVox clips with espnet_llm.bin.llm_asr_inference into
+# ${llm_exp}/studies/<study>/<set>/, and the last writes RESULTS_studies.md (espnet_llm.bin.studies_report).
+#
+#   Step 1: test sets       data/{test,librivox}      -> data/{test,librivox}_long, data/test_all_long (concat),
+#                                                        data/stress_{speech,nonspeech}, data/hotwords/*.txt
+#   Step 2: long recordings greedy, segments one by one and long-form (VAD)  -> studies/{segments,longform}_greedy/
+#   Step 3: word times      speech LLM CTM; the AM's alignment of the references -> studies/wordtimes_greedy/test/
+#   Step 4: hotwords        beam 10 + CTC without / with the list / with distractors -> studies/hotwords_*/
+#   Step 5: fallback        greedy without / with --fallback joint at each threshold -> studies/fallback_*/
+#   Step 6: report          all of the above                                  -> RESULTS_studies.md (+ a PNG)
+#
+#   ./run_studies.sh                        # every step (a finished decode is not redone)
+#   ./run_studies.sh --step 6               # only the report
+#   ./run_studies.sh --llm_exp exp/llm_asr_whisper_ft_lora_Qwen2-0.5B   # another speech LLM of this recipe
+set -euo pipefail
+cd "$(dirname "$0")"
+
+log() {
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}) $*"
+}
+
+step=1                  # first step to run
+stop_step=6             # last step to run
+llm_exp=exp/llm_asr_whisper_ft_lora    # the speech LLM (./run.sh's default system)
+model=valid.acc.ave.pth                # its model file
+am_exp=exp/asr_whisper_ctc_att_nosp    # an ESPnet AM on raw audio: aligns the references (./run_compare.sh)
+nthreads=2              # torch threads of each decoding process
+max_segment_seconds=30  # long-form: recordings longer than this are cut by the VAD into segments at most this long
+thresholds="0.5 0.8"      # CTC-disagreement thresholds of the fallback; dev chooses
+hotword_bonus=2.0       # score bonus per LLM token of a listed phrase
+distractors=100         # distractor words added to the biasing list
+distractor_texts="../../../../shared/data/text/gutenberg/austen-*.txt"  # where the distractors come from
+out=RESULTS_studies.md
+help_message="Usage: $0 [--step N] [--stop_step M] [--llm_exp DIR] [--am_exp DIR] (steps in the header)"
+# shellcheck disable=SC1091
+. utils/parse_options.sh
+# shellcheck disable=SC1091
+. ./path.sh
+export OMP_NUM_THREADS=${nthreads}
+
+[ -f "${llm_exp}/${model}" ] || { log "Error: ${llm_exp}/${model} does not exist: train the speech LLM first (./run.sh)"; exit 1; }
+studies=${llm_exp}/studies
+
+decode() {  # <study> <set> <decode YAML> [llm_asr_inference options...]: ${studies}/<study>/<set>, unless done
+  local _study=$1 _set=$2 _conf=$3 _dir; shift 3
+  _dir=${studies}/${_study}/${_set}
+  if [ -f "${_dir}/.done" ] && [ "${_dir}/.done" -nt "${llm_exp}/${model}" ]; then
+    log "${_dir} is decoded: skipping"; return 0
+  fi
+  log "Decoding data/${_set} ($(basename "${_conf}") $*) -> ${_dir}"
+  mkdir -p "${_dir}"
+  echo "python -m espnet_llm.bin.llm_asr_inference --config ${_conf} --exp_dir ${llm_exp} --asr_model_file ${model} $*" > "${_dir}/command.txt"
+  python -m espnet_llm.bin.llm_asr_inference --config "${_conf}" --exp_dir "${llm_exp}" --asr_model_file "${model}" \
+    --output_dir "${_dir}" --data_path_and_name_and_type "data/${_set}/wav.scp,speech,sound" "$@" > "${_dir}/decode.log" 2>&1 \
+    || { log "Error: decoding failed: see ${_dir}/decode.log"; tail -3 "${_dir}/decode.log"; exit 1; }
+}
+
+if [ "${step}" -le 1 ] && [ "${stop_step}" -ge 1 ]; then
+  log "Step 1: test sets: data/{test,dev,librivox} -> data/{test,librivox}_long, data/test_all_long, data/stress_*, data/hotwords"
+  for dset in test librivox; do
+    [ -f "data/${dset}_long/text" ] || python -m espnet_llm.bin.datadir_tool concat --pause 1.0 "data/${dset}" "data/${dset}_long"
+  done
+  [ -f data/test_all_long/text ] || python -m espnet_llm.bin.datadir_tool concat --single --pause 1.0 data/test data/test_all_long
+  [ -f data/stress_nonspeech/wav.scp ] || python -m espnet_llm.bin.make_stress_set --speech data/test --ood data/librivox --out_dir data/stress
+  python -m espnet_llm.bin.hotword_list --phrases local/hotwords.txt --out data/hotwords/biased.txt
+  # shellcheck disable=SC2086
+  python -m espnet_llm.bin.hotword_list --phrases local/hotwords.txt --distractors "${distractors}" \
+    --distractors_from ${distractor_texts} --exclude data/train/text data/dev/text data/test/text data/librivox/text \
+    --out data/hotwords/distractors.txt
+fi
+
+if [ "${step}" -le 2 ] && [ "${stop_step}" -ge 2 ]; then
+  log "Step 2: long recordings: data/{test,librivox}{,_long}, data/test_all_long -> ${studies}/{segments,longform}_greedy"
+  for dset in test librivox; do
+    decode segments_greedy "${dset}" conf/decode_llm_greedy.yaml --long_form false
+    decode longform_greedy "${dset}_long" conf/decode_llm_greedy.yaml --long_form true --max_segment_seconds "${max_segment_seconds}"
+  done
+  decode longform_greedy test_all_long conf/decode_llm_greedy.yaml --long_form true --max_segment_seconds "${max_segment_seconds}"
+fi
+
+if [ "${step}" -le 3 ] && [ "${stop_step}" -ge 3 ]; then
+  log "Step 3: word times: data/test -> ${studies}/wordtimes_greedy/test/1best_recog/ctm, ${am_exp}/align_${model%.pth}/test/ctm"
+  decode wordtimes_greedy test conf/decode_llm_greedy.yaml --word_times true
+  if [ -f "${am_exp}/${model}" ]; then
+    [ -f "${am_exp}/align_${model%.pth}/test/ctm" ] || python -m espnet_llm.bin.ctc_align --asr_exp_dir "${am_exp}" \
+      --model "${model}" --data_dir data/test --out "${am_exp}/align_${model%.pth}/test/ctm" --threads "${nthreads}"
+  else
+    log "No ${am_exp}/${model} (./run_compare.sh --parts whisper trains it): the word times have no reference alignment"
+  fi
+fi
+
+if [ "${step}" -le 4 ] && [ "${stop_step}" -ge 4 ]; then
+  log "Step 4: hotwords: data/{test,librivox} -> ${studies}/hotwords_{none,biased,distractors}"
+  for dset in test librivox; do
+    decode hotwords_none "${dset}" conf/decode_llm_beam10_ctc0.3.yaml
+    decode hotwords_biased "${dset}" conf/decode_llm_beam10_ctc0.3.yaml --hotwords data/hotwords/biased.txt --hotword_bonus "${hotword_bonus}"
+    decode hotwords_distractors "${dset}" conf/decode_llm_beam10_ctc0.3.yaml --hotwords data/hotwords/distractors.txt --hotword_bonus "${hotword_bonus}"
+  done
+fi
+
+if [ "${step}" -le 5 ] && [ "${stop_step}" -ge 5 ]; then
+  log "Step 5: fallback: data/{dev,test,stress_speech,stress_nonspeech} -> ${studies}/fallback_{none,joint_t*}"
+  for dset in dev test stress_speech stress_nonspeech; do
+    decode fallback_none "${dset}" conf/decode_llm_greedy.yaml
+    for t in ${thresholds}; do
+      decode "fallback_joint_t${t}" "${dset}" conf/decode_llm_greedy.yaml --fallback joint --fallback_threshold "${t}"
+    done
+  done
+fi
+
+if [ "${step}" -le 6 ] && [ "${stop_step}" -ge 6 ]; then
+  log "Step 6: report: ${studies} -> ${out}"
+  python -m espnet_llm.bin.studies_report --studies_dir "${studies}" --ref_ctm "${am_exp}/align_${model%.pth}/test/ctm" \
+    --plot "${out%.md}_word_times.png" --out "${out}"
+fi
+log "Done: ${out}"
