@@ -1,11 +1,15 @@
-"""Tests of egs/TEMPLATE/asr1/llm_asr.sh through egs/an4/asr1/run.sh (option checks, --help, stage 1), and
-shellcheck over every shell script under egs/ and utils/.
+"""Tests of egs/TEMPLATE/asr1/llm_asr.sh through egs/an4/asr1/run.sh (option checks, --help, stage 1, a rerun on
+changed training data, which job runner each stage's jobs go through and what they ask it for), of every recipe's
+cmd.sh, and shellcheck over every shell script under egs/ and utils/.
 
 The recipe is copied (without data/, dump/, exp/) into tmp_path first, so a run that got past the checks
 would write there and not into the recipe dir that a training job may be using.
 """
+import contextlib
 import os
 import re
+import shlex
+import signal
 import subprocess
 from pathlib import Path
 
@@ -222,3 +226,131 @@ def test_stages_6_and_9_stop_before_training_on_changed_data(recipe, stage, exp,
             in result.stdout), result.stdout + result.stderr
     assert {p: p.read_bytes() for p in (recipe / exp).iterdir() if p.name != "command.txt"} == before
     assert not (recipe / exp / "train.log").exists()
+
+
+# ---------------------------------------------------------------- which runner each stage's jobs go through
+RECORD_CMD = """#!/usr/bin/env bash
+# A job runner for cmd.sh's train_cmd, cuda_cmd or decode_cmd: writes which one it stands for and what the stage
+# script asked of it (one line, shell-quoted) to $CMD_RECORD, then runs the job with utils/run.pl.
+name=$1; shift
+{ printf '%s' "${name}"; printf ' %q' "$@"; printf '\\n'; } >> "${CMD_RECORD}"
+exec utils/run.pl "$@"
+"""
+TINY = ["--speed_perturb_factors", "", "--token_type", "char", "--nj", "1", "--inference_nj", "1",
+        "--test_sets", "dev", "--llm_test_sets", "dev", "--asr_config", "conf/tuning/train_asr_tiny.yaml",
+        "--fusion_inference_configs", "", "--llm_inference_config", "conf/decode_llm_greedy.yaml",
+        "--llm_ctc_vocab", "full", "--ngpu", "2"]  # two GPUs for training: no other job may ask for one
+
+
+def run_recorded(recipe: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[tuple[str, dict, list]]]:
+    """run.sh with train_cmd, cuda_cmd and decode_cmd each RECORD_CMD; returns the run and its runner calls as
+    (runner, {option: value}, [job range, log file, command...])."""
+    runner = recipe.parent / "record_cmd.sh"
+    runner.write_text(RECORD_CMD)
+    runner.chmod(0o755)
+    record = recipe.parent / "cmd_record.txt"
+    record.unlink(missing_ok=True)
+    env = dict(os.environ, CMD_RECORD=str(record), AN4_ROOT=str(recipe.parents[2] / "an4"),
+               **{name: f"{runner} {name}" for name in ("train_cmd", "cuda_cmd", "decode_cmd")})
+    with subprocess.Popen([str(recipe / "run.sh"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=900)  # a job of ESPnet's imports torch and ESPnet first
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # the jobs too, if it timed out
+                os.killpg(proc.pid, signal.SIGKILL)
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    calls = []
+    for line in record.read_text().splitlines() if record.exists() else []:
+        name, *words = shlex.split(line)
+        options = {}
+        while words[0].startswith("--"):
+            options[words[0]] = words[1]
+            words = words[2:]
+        calls.append((name, options, words))
+    return result, calls
+
+
+def an4_data(recipe: Path) -> None:
+    """Stage 1 on a 5-utterance AN4 (make_an4), and stage 4's character list of its transcripts."""
+    make_an4(recipe.parents[2] / "an4")
+    result = run_recipe(recipe, *TINY, "--stage", "1", "--stop_stage", "1", "--local_data_opts", "--n_dev 1",
+                        AN4_ROOT=str(recipe.parents[2] / "an4"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (recipe / "data/token_list/char").mkdir(parents=True)
+    (recipe / "data/token_list/char/tokens.txt").write_text("<blank>\n<unk>\nY\nE\nS\n<space>\nN\nO\n<sos/eos>\n")
+
+
+def test_features_and_statistics_go_through_train_cmd_without_a_gpu(recipe):
+    an4_data(recipe)
+    result, calls = run_recorded(recipe, *TINY, "--stage", "3", "--stop_stage", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(name, options, words[:3]) for name, options, words in calls] == [
+        ("train_cmd", {}, ["JOB=1:1", f"dump/fbank/{s}/log/feats.JOB.log", "python3"]) for s in ("dev", "train")]
+    result, calls = run_recorded(recipe, *TINY, "--stage", "5", "--stop_stage", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [(name, options, words)] = calls
+    assert (name, options, words[:4]) == ("train_cmd", {}, ["exp/asr_stats_fbank/stats.log", "python3", "-m",
+                                                            "espnet_llm.bin.asr_train"])
+    assert "--collect_stats true" in " ".join(words) and "--ngpu 0" in " ".join(words)
+    for s in ("dev", "train"):  # the jobs ran (run.pl)
+        assert (recipe / f"dump/fbank/{s}/feats.scp").read_text().count("\n") == len(
+            (recipe / f"data/{s}/text").read_text().splitlines())
+    assert (recipe / "exp/asr_stats_fbank/train/feats_stats.npz").is_file()
+
+
+def test_training_asks_for_ngpu_gpus_and_decoding_for_none(recipe):
+    """Training's jobs answer --help (given through --asr_args / --llm_asr_args) at once; the decoders start and
+    stop at the missing model. What counts is what each stage asked its runner for, and that the job ran."""
+    an4_data(recipe)
+    result, calls = run_recorded(recipe, *TINY, "--asr_args", "--help", "--stage", "6", "--stop_stage", "6")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [(name, options, words)] = calls
+    assert (name, options, words[:4]) == ("cuda_cmd", {"--gpu": "2", "--num-threads": "2"}, [
+        "exp/asr_tiny_help/train.log", "python3", "-m", "espnet_llm.bin.asr_train"])
+    assert "--ngpu 2" in " ".join(words)
+    assert "Usage:" in (recipe / "exp/asr_tiny_help/train.log").read_text()  # the job ran
+    result, calls = run_recorded(recipe, *TINY, "--llm_asr_args", "--help", "--stage", "9", "--stop_stage", "9")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [(name, options, words[:4]) for name, options, words in calls] == [  # the two stages of run.sh
+        ("cuda_cmd", {"--gpu": "2", "--num-threads": "2"}, [f"exp/llm_asr_{tag}_help/train.log", "python3", "-m",
+                                                            "espnet_llm.bin.llm_asr_train"])
+        for tag in ("whisper_lora", "whisper_ft_lora")]
+    assert all("--ngpu 2" in " ".join(words) for _, _, words in calls)
+
+    for stage, exp, module, decode in (
+            ("10", "exp/asr_tiny_help", "asr_inference", "decode_asr_beam10_ctc0.3_valid.acc.ave"),
+            ("11", "exp/llm_asr_whisper_ft_lora_help", "llm_asr_inference", "decode_llm_greedy_valid.acc.ave")):
+        extra = ["--asr_args", "--help"] if stage == "10" else ["--llm_asr_args", "--help"]
+        result, calls = run_recorded(recipe, *TINY, *extra, "--stage", stage, "--stop_stage", stage)
+        assert result.returncode == 1  # no model to decode with
+        [(name, options, words)] = calls
+        log = f"{exp}/{decode}/dev/logdir/decode.JOB.log"
+        assert (name, options, words[:5]) == ("decode_cmd", {}, ["JOB=1:1", log, "python3", "-m",
+                                                                 f"espnet_llm.bin.{module}"]), calls
+        assert "--ngpu 0" in " ".join(words)
+        assert "# Ended (code 1)" in (recipe / log.replace("JOB", "1")).read_text()  # the decoder ran and stopped
+
+
+@pytest.mark.parametrize("cmd_sh", sorted(REPO.glob("egs/*/asr1/cmd.sh")), ids=lambda p: p.parts[-3])
+def test_cmd_sh_gives_gpus_to_training_only(cmd_sh, tmp_path):
+    """Every recipe's cmd.sh: locally run.pl for all three; on Slurm, what sbatch would be asked for (slurm.pl
+    --dry-run) when the stage script adds --gpu 4 to cuda_cmd (training) and nothing to the others."""
+    (tmp_path / "utils").symlink_to(REPO / "utils")
+    for backend in ("local", "slurm"):
+        cmds = subprocess.run(["bash", "-c", f'. "{cmd_sh}"; printf "%s\\n" "$train_cmd" "$cuda_cmd" "$decode_cmd"'],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True,
+                              env={**{k: v for k, v in os.environ.items() if not k.endswith("_cmd")},
+                                   "cmd_backend": backend}).stdout.splitlines()
+        assert len(cmds) == 3 and not any("gpu" in c or "gres" in c for c in cmds), cmds
+        if backend == "local":
+            assert cmds == ["utils/run.pl"] * 3
+            continue
+        requests = {}
+        for name, cmd, extra in (("train_cmd", cmds[0], []), ("cuda_cmd", cmds[1], ["--gpu", "4"]),
+                                 ("decode_cmd", cmds[2], [])):
+            dry = subprocess.run([*cmd.split(), *extra, "--dry-run", "JOB=1:2", f"log/{name}.JOB.log", "true"],
+                                 cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True)
+            requests[name] = re.search(r"would run: (.*)", dry.stderr).group(1).split()
+        assert "--gres=gpu:4" in requests["cuda_cmd"]
+        assert not [o for o in requests["train_cmd"] + requests["decode_cmd"] if o.startswith("--gres")], requests
