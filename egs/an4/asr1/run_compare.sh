@@ -6,12 +6,12 @@
 #      (N-best rescoring, label-wise, delayed; weights tuned on dev by a grid), and the default speech LLM;
 #   2. the conformer AM from scratch, 40 epochs (conf/tuning/train_asr_conformer_ep40.yaml), alone and fused;
 #   3. SmolLM2-135M's architecture randomly initialised (--llm_random_init true): the speech LLM and the fusion LM.
-# Stage 13 then writes RESULTS.md with the comparison table first (run.sh's --results_compare). A finished system is
+# Stage 13 then writes RESULTS_compare.md with the comparison table first (run.sh's --results_compare). A finished system is
 # not trained or decoded again, so a stopped comparison continues where it stopped.
 #
 #   ./run_compare.sh                          # everything
 #   ./run_compare.sh --parts "whisper"        # only part 1 (then: "scratch", "random")
-#   ./run_compare.sh --parts "" --stage 13    # only the report
+#   ./run_compare.sh --parts "" --stage 13    # only the report (RESULTS_compare.md)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,7 +23,7 @@ parts="whisper scratch random"  # what to run, in this order
 fusion_tune_grid="lm_weight=0.1,0.3,0.5 penalty=0,1"  # tuned on dev, per AM, fusion and LLM
 test_sets="test dev librivox cards"  # sets the AMs decode (the speech LLMs decode run.sh's llm_test_sets)
 run_args=""             # extra options for every ./run.sh call
-stage=13                # the report's stage (13: RESULTS.md)
+stage=13                # the report's stage (13: RESULTS_compare.md)
 help_message="Usage: $0 [--parts \"whisper scratch random\"] [--fusion_tune_grid \"...\"] [--run_args \"...\"]"
 # shellcheck disable=SC1091
 . utils/parse_options.sh
@@ -46,5 +46,6 @@ for part in ${parts}; do
     *) log "Error: --parts ${part}: whisper, scratch or random"; exit 2 ;;
   esac
 done
+# the report: RESULTS_compare.md, the comparison table first, significance against the Whisper-encoder AM
 # shellcheck disable=SC2086
-./run.sh --stage "${stage}" --stop_stage 13 ${run_args}
+./run.sh "${common[@]}" "${whisper_am[@]}" --stage "${stage}" --stop_stage 13 --results RESULTS_compare.md ${run_args}
