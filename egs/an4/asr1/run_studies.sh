@@ -8,7 +8,7 @@
 #                                                        data/stress_{speech,nonspeech}, data/hotwords/*.txt
 #   Step 2: long recordings greedy, segments one by one and long-form (VAD)  -> studies/{segments,longform}_greedy/
 #   Step 3: word times      speech LLM CTM; the AM's alignment of the references -> studies/wordtimes_greedy/test/
-#   Step 4: hotwords        beam 10 + CTC without / with the list / with distractors -> studies/hotwords_*/
+#   Step 4: hotwords        beam 10 + CTC without / with the list / with distractors -> studies/hotwords_*/ (test)
 #   Step 5: fallback        greedy without / with --fallback joint at each threshold -> studies/fallback_*/
 #   Step 6: report          all of the above                                  -> RESULTS_studies.md (+ a PNG)
 #
@@ -31,6 +31,7 @@ nthreads=2              # torch threads of each decoding process
 max_segment_seconds=30  # long-form: recordings longer than this are cut by the VAD into segments at most this long
 thresholds="0.5 0.8"      # CTC-disagreement thresholds of the fallback; dev chooses
 hotword_bonus=2.0       # score bonus per LLM token of a listed phrase
+hotword_sets=test       # sets of the hotword study (each hypothesis runs to its length bound: costly)
 distractors=100         # distractor words added to the biasing list
 distractor_texts="../../../../shared/data/text/gutenberg/austen-*.txt"  # where the distractors come from
 out=RESULTS_studies.md
@@ -93,8 +94,8 @@ if [ "${step}" -le 3 ] && [ "${stop_step}" -ge 3 ]; then
 fi
 
 if [ "${step}" -le 4 ] && [ "${stop_step}" -ge 4 ]; then
-  log "Step 4: hotwords: data/{test,librivox} -> ${studies}/hotwords_{none,biased,distractors}"
-  for dset in test librivox; do
+  log "Step 4: hotwords: data/${hotword_sets// /,} -> ${studies}/hotwords_{none,biased,distractors}"
+  for dset in ${hotword_sets}; do
     decode hotwords_none "${dset}" conf/decode_llm_beam10_ctc0.3.yaml
     decode hotwords_biased "${dset}" conf/decode_llm_beam10_ctc0.3.yaml --hotwords data/hotwords/biased.txt --hotword_bonus "${hotword_bonus}"
     decode hotwords_distractors "${dset}" conf/decode_llm_beam10_ctc0.3.yaml --hotwords data/hotwords/distractors.txt --hotword_bonus "${hotword_bonus}"
