@@ -78,7 +78,8 @@ _INNER_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
 def normalize_text(words: str, normalize: str = "upper", remove_punct: bool = False) -> str:
     """Upper-case (AN4 references are upper-case) and optionally drop punctuation.
 
-    Punctuation is any Unicode `P*` character, except an apostrophe inside a word (DON'T).
+    Punctuation is any Unicode `P*` character, except an apostrophe inside a word (DON'T). Control characters
+    (Unicode `Cc`) separate words.
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
@@ -88,6 +89,8 @@ def normalize_text(words: str, normalize: str = "upper", remove_punct: bool = Fa
         words = kept.replace("\0", "'")
     if normalize == "upper":
         words = words.upper()
+    # control characters (a byte-level BPE LLM can emit any byte) would end sclite's line parsing: a word boundary
+    words = "".join(" " if unicodedata.category(c) == "Cc" else c for c in words)
     return " ".join(words.split())
 
 

@@ -172,3 +172,11 @@ def test_utterance_sign_test_is_exact_with_many_ties(tmp_path):
     sign = next(t for t in result["tests"] if t["test"] == "SI")
     assert (sign["significant"], sign["p"], sign["better"]) == (False, "0.243", None)
     assert "fewer errors on 28, more on 19, 83 ties" in sign["name"]
+
+
+def test_control_characters_of_a_hypothesis_separate_words_and_sclite_scores_it(tmp_path):
+    """A byte-level BPE LLM can emit any byte: NUL or other C0 characters must not end sclite's reading."""
+    assert normalize_text("ONE\x00TWO\x07 THREE\x7f", "none") == "ONE TWO THREE"
+    result = score(write(tmp_path / "ref", "u1 ONE TWO THREE\n"), write(tmp_path / "hyp", "u1 ONE\x00TWO\x19 X\n"),
+                   tmp_path / "score_wer")
+    assert result["Wrd"] == 3 and result["counts"]["Corr"] == 2 and result["counts"]["Sub"] == 1

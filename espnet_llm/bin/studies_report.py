@@ -117,8 +117,9 @@ def long_form(args, out: List[str]) -> None:
         out.append("Not measured: no long-form decodes under `longform_greedy/`.\n")
         return
     out.append("Each long recording is a speaker's (or, `_all_long`, the whole set's) utterances joined with 1 s of "
-               "silence (`datadir_tool concat`); the long-form decoding cuts it at pauses with Silero VAD into "
-               "segments of at most 30 s and decodes them in batches (`llm_asr_inference --long_form true`, greedy). "
+               "silence (`datadir_tool concat`); the long-form decoding cuts a recording longer than the encoder's window "
+               "at pauses with Silero VAD into segments no longer than the window (`llm_asr_inference --long_form true "
+               "--max_segment_seconds`, 30 s in run_studies.sh) and decodes them in batches (greedy). "
                "Both columns are scored by sclite on the same reference: the long recordings' text, with the "
                "hypotheses of decoding the reference segments one by one joined per recording. RTF: decoding "
                "seconds per audio second; peak RSS of the decoding process.\n")
