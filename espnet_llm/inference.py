@@ -149,18 +149,20 @@ class _Transcribe:
 
     def transcribe(self, audio, sample_rate: Optional[int] = None, return_details: bool = False,
                    long_form: Union[bool, str] = "auto", max_segment_seconds: float = WHISPER_SECONDS,
-                   batch_size: int = 8):
+                   batch_size: int = 8, merge_segment_seconds: Optional[float] = None):
         """The best transcript of a recording: ``audio`` is a path or an array (see ``prepare``; an array's
         ``sample_rate`` defaults to the model's, 16 kHz). ``return_details``: a ``Transcript`` instead of the text.
 
         A recording longer than ``max_segment_seconds`` (``long_form="auto"``; True: always; False: never) is cut at
         its pauses by a voice activity detector into segments of at most that length (espnet_llm.longform), decoded
         ``batch_size`` segments at a time, and stitched; with ``return_details`` the result is then a
-        ``LongTranscript`` (text, segments with their start and end seconds)."""
+        ``LongTranscript`` (text, segments with their start and end seconds). Pauses join speech into one segment
+        only up to ``merge_segment_seconds`` (default ``max_segment_seconds``): a model trained on short utterances
+        transcribes segments of about their length, not 30 s of several."""
         wav = self.waveform(audio, sample_rate)
         fs = self.speech_input.fs
         if long_form is True or (long_form == "auto" and needs_segmenting(len(wav), fs, max_segment_seconds)):
-            segments = speech_segments(wav, fs, max_segment_seconds)
+            segments = speech_segments(wav, fs, max_segment_seconds, merge_seconds=merge_segment_seconds)
             result = transcribe_segments(lambda inputs: [t.text for t in self._best_batch(inputs)], wav, fs,
                                          segments, batch_size, to_input=self.model_input)
             return result if return_details else result.text

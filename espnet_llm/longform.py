@@ -65,13 +65,17 @@ def speech_regions(wav: np.ndarray, fs: int = 16000, max_seconds: float = WHISPE
     return [(int(s["start"]), int(s["end"])) for s in stamps]
 
 
-def merge_regions(regions: Sequence[Tuple[int, int]], total: int, fs: int, max_seconds: float) -> List[Tuple[int, int]]:
-    """Consecutive regions joined while the piece stays within `max_seconds`; each cut in the middle of its pause.
-    Sample ranges [start, end) that tile the speech of the recording, every one at most max_seconds long."""
+def merge_regions(regions: Sequence[Tuple[int, int]], total: int, fs: int, max_seconds: float,
+                  merge_seconds: Optional[float] = None) -> List[Tuple[int, int]]:
+    """Consecutive regions joined while the piece stays within `merge_seconds` (default `max_seconds`); each cut in
+    the middle of its pause. Sample ranges [start, end) that tile the speech of the recording, every one at most
+    max_seconds long. A model trained on short utterances wants a short `merge_seconds`: a 30-s segment of several
+    utterances is not what it learnt to transcribe."""
     limit = int(max_seconds * fs)
+    merge = min(limit, int((max_seconds if merge_seconds is None else merge_seconds) * fs))
     pieces: List[List[int]] = []
     for start, end in regions:
-        if pieces and end - pieces[-1][0] <= limit:
+        if pieces and end - pieces[-1][0] <= merge:
             pieces[-1][1] = end
         else:
             pieces.append([start, end])
@@ -88,12 +92,13 @@ def merge_regions(regions: Sequence[Tuple[int, int]], total: int, fs: int, max_s
 
 
 def speech_segments(wav: np.ndarray, fs: int = 16000, max_seconds: float = WHISPER_SECONDS,
-                    min_silence_ms: int = 300) -> List[Tuple[int, int]]:
-    """The recording's speech as sample ranges of at most `max_seconds`, cut in pauses (empty: no speech)."""
+                    min_silence_ms: int = 300, merge_seconds: Optional[float] = None) -> List[Tuple[int, int]]:
+    """The recording's speech as sample ranges of at most `max_seconds`, cut in pauses (empty: no speech); regions
+    are merged into one segment only while it stays within `merge_seconds` (default `max_seconds`)."""
     if max_seconds <= 1.0:
         raise ValueError(f"max_seconds must be > 1, got {max_seconds}")
     regions = speech_regions(wav, fs, max_seconds, min_silence_ms)
-    return merge_regions(regions, len(wav), fs, max_seconds)
+    return merge_regions(regions, len(wav), fs, max_seconds, merge_seconds)
 
 
 def transcribe_segments(decode_batch, wav: np.ndarray, fs: int, segments: Sequence[Tuple[int, int]],

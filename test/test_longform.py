@@ -138,3 +138,12 @@ def test_transcribe_prints_the_segments_of_a_long_file(raw_speech_llm, tmp_path,
     lines = [line.split(maxsplit=3) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) >= 3 and all(line[0] == str(tmp_path / "long.flac") for line in lines)
     assert [float(line[1]) for line in lines] == sorted(float(line[1]) for line in lines)
+
+
+def test_a_merge_limit_keeps_segments_short_and_cut_in_every_pause_it_cannot_bridge():
+    regions = [(16000 * a, 16000 * b) for a, b in ((1, 4), (5, 8), (9, 12), (13, 16))]
+    assert len(merge_regions(regions, 16000 * 17, FS, max_seconds=30)) == 1
+    pieces = merge_regions(regions, 16000 * 17, FS, max_seconds=30, merge_seconds=8)
+    assert [(a // FS, b // FS) for a, b in pieces] == [(0, 8), (8, 17)]  # 1-8 s and 9-16 s, cut in the pause at 8.5
+    assert all(any(a <= s and e <= b for a, b in pieces) for s, e in regions)
+    assert len(merge_regions(regions, 16000 * 17, FS, max_seconds=30, merge_seconds=2)) == 4

@@ -199,7 +199,8 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
                     key = keys[i]
                     wav = batch["speech"][i, : int(lengths[i])].numpy()
                     result = transcribe_segments(lambda xs: [t.text for t in speech2text._best_batch(xs)], wav, fs,
-                                                 speech_segments(wav, fs, args.max_segment_seconds),
+                                                 speech_segments(wav, fs, args.max_segment_seconds,
+                                                                 merge_seconds=args.merge_segment_seconds),
                                                  args.batch_size if speech2text.use_greedy else 1)
                     writer["1best_recog"]["text"][key] = result.text
                     for n, seg in enumerate(result.segments):
@@ -310,6 +311,9 @@ def get_parser() -> argparse.ArgumentParser:
                             "in segments; 1best_recog/segments and segment_text give each one's times and text. "
                             "auto: for a model that reads raw audio; true: also an error for one that does not")
     group.add_argument("--max_segment_seconds", type=float, default=30.0, help="--long_form: the longest segment")
+    group.add_argument("--merge_segment_seconds", type=float, default=None,
+                       help="--long_form: speech regions are joined into one segment only up to this length (default "
+                            "--max_segment_seconds); a model trained on short utterances wants about their length")
     group.add_argument("--hotwords", type=str_or_none, default=None,
                        help="file of words or phrases (one a line) the beam search is biased towards (greedy "
                             "becomes a beam search)")

@@ -119,7 +119,9 @@ def long_form(args, out: List[str]) -> None:
     out.append("Each long recording is a speaker's (or, `_all_long`, the whole set's) utterances joined with 1 s of "
                "silence (`datadir_tool concat`); the long-form decoding cuts a recording longer than the encoder's window "
                "at pauses with Silero VAD into segments no longer than the window (`llm_asr_inference --long_form true "
-               "--max_segment_seconds`, 30 s in run_studies.sh) and decodes them in batches (greedy). "
+               "--max_segment_seconds`, 30 s in run_studies.sh), joining speech across a pause only up to "
+               "`--merge_segment_seconds` (8 s: the speech LLM learnt from single utterances of 1-8 s), and decodes "
+               "them in batches (greedy). "
                "Both columns are scored by sclite on the same reference: the long recordings' text, with the "
                "hypotheses of decoding the reference segments one by one joined per recording. RTF: decoding "
                "seconds per audio second; peak RSS of the decoding process.\n")

@@ -29,6 +29,7 @@ model=valid.acc.ave.pth                # its model file
 am_exp=exp/asr_whisper_ctc_att_nosp    # an ESPnet AM on raw audio: aligns the references (./run_compare.sh)
 nthreads=2              # torch threads of each decoding process
 max_segment_seconds=30  # long-form: recordings longer than this are cut by the VAD into segments at most this long
+merge_segment_seconds=8 # long-form: pauses join speech into one segment only up to this (AN4's utterances: 1-8 s)
 thresholds="0.5 0.8"      # CTC-disagreement thresholds of the fallback; dev chooses
 hotword_bonus=2.0       # score bonus per LLM token of a listed phrase
 hotword_sets=test       # sets of the hotword study (each hypothesis runs to its length bound: costly)
@@ -77,9 +78,9 @@ if [ "${step}" -le 2 ] && [ "${stop_step}" -ge 2 ]; then
   log "Step 2: long recordings: data/{test,librivox}{,_long}, data/test_all_long -> ${studies}/{segments,longform}_greedy"
   for dset in test librivox; do
     decode segments_greedy "${dset}" conf/decode_llm_greedy.yaml --long_form false
-    decode longform_greedy "${dset}_long" conf/decode_llm_greedy.yaml --long_form true --max_segment_seconds "${max_segment_seconds}"
+    decode longform_greedy "${dset}_long" conf/decode_llm_greedy.yaml --long_form true --max_segment_seconds "${max_segment_seconds}" --merge_segment_seconds "${merge_segment_seconds}"
   done
-  decode longform_greedy test_all_long conf/decode_llm_greedy.yaml --long_form true --max_segment_seconds "${max_segment_seconds}"
+  decode longform_greedy test_all_long conf/decode_llm_greedy.yaml --long_form true --max_segment_seconds "${max_segment_seconds}" --merge_segment_seconds "${merge_segment_seconds}"
 fi
 
 if [ "${step}" -le 3 ] && [ "${stop_step}" -ge 3 ]; then
