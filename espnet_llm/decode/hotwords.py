@@ -49,6 +49,7 @@ class HotwordTrie:
         self.children: List[Dict[int, int]] = [{}]
         self.ends: List[bool] = [False]
         self.count = 0
+        self.depth = 0  # tokens of the longest sequence
         for seq in sequences:
             seq = [int(t) for t in seq]
             if not seq:
@@ -64,6 +65,7 @@ class HotwordTrie:
                 node = nxt
             self.count += not self.ends[node]
             self.ends[node] = True
+            self.depth = max(self.depth, len(seq))
         if self.count == 0:
             raise ValueError("no hotword has any token")
 
@@ -93,6 +95,11 @@ class HotwordScorer(BatchScorerInterface):
             bad = [t for t in node if not 0 <= t < n_vocab]
             if bad:
                 raise ValueError(f"hotword token ids {bad} outside the vocabulary ({n_vocab})")
+
+    @property
+    def max_phrase_bonus(self) -> float:
+        """The most one more phrase can add to a hypothesis: the bonus of the longest listed phrase."""
+        return self.bonus * self.trie.depth
 
     def init_state(self, x: torch.Tensor) -> State:
         return 0, 0.0, 0

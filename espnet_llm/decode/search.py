@@ -12,6 +12,14 @@ hypothesis' score, as long as the length bonus weight is <= 0 and scores are not
 n-best, and the search returns what it would have returned at the bound. With a positive length bonus or length
 normalisation the stop would not be exact, and it is off.
 
+A hotword bonus (espnet_llm.decode.hotwords) raises scores, so no stop is exact with one: a running hypothesis can
+still gain the bonus of every phrase it may complete. Without a stop a biased search ran every utterance to its
+length bound (AN4 test: 30 of 130 utterances decoded in 10 min against 2 min unbiased), its beam refilled by
+hypotheses that start phrase after phrase past the end of the speech. With a hotword scorer the search stops once
+the n-best ended hypotheses outscore every running one by the bonus of one more phrase (the scorer's
+`max_phrase_bonus` times its weight): exact for a hypothesis that completes at most one more listed phrase; it
+cuts the ones that would need two or more to win.
+
 Forced endings: at the length bound ESPnet appends EOS to every running hypothesis *without scoring it* (so that
 something ends). Such a hypothesis never pays the end-of-sentence scores (the LLM's EOS probability, CTC's
 whole-sequence probability), so when the scorers disagree (a weak CTC head, out-of-domain audio) a runaway that
@@ -36,9 +44,11 @@ class SettledBatchBeamSearch(BatchBeamSearch):
         self.nbest = nbest
         self.drop_forced_ends = drop_forced_ends
         self.forced_ends = 0  # hypotheses ended by the length bound in the last search (kept or not)
-        # a hotword bonus raises scores: no exact stop with one (the search runs to its length bound)
-        self.exact_stop = (self.weights.get("length_bonus", 0.0) <= 0.0 and not self.normalize_length
-                           and self.weights.get("hotword", 0.0) == 0.0)
+        self.exact_stop = self.weights.get("length_bonus", 0.0) <= 0.0 and not self.normalize_length
+        # a hotword bonus raises scores: the stop allows a running hypothesis one more listed phrase
+        hotword = self.full_scorers.get("hotword") or self.part_scorers.get("hotword")
+        self.stop_margin = (self.weights.get("hotword", 0.0) * float(getattr(hotword, "max_phrase_bonus", 0.0))
+                            if hotword is not None else 0.0)
         self.steps = 0  # beam steps of the last search (for tests and benchmarks)
 
     def post_process(
@@ -65,6 +75,6 @@ class SettledBatchBeamSearch(BatchBeamSearch):
         running = super().post_process(i, maxlen, minlen, maxlenratio, running_hyps, ended_hyps)
         if self.exact_stop and len(running) > 0 and len(ended_hyps) >= self.nbest:
             kth_best = sorted((float(h.score) for h in ended_hyps), reverse=True)[self.nbest - 1]
-            if kth_best >= float(running.score.max()):
+            if kth_best >= float(running.score.max()) + self.stop_margin:
                 return self._batch_select(running, [])  # no running hypothesis left: ESPnet's loop ends
         return running

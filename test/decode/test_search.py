@@ -114,3 +114,22 @@ def test_a_hypothesis_ending_on_its_own_at_the_last_step_is_kept_once():
     best = hyps[0].yseq.tolist()
     assert best[-1] == EOS and best[-2] != EOS and len(best) == 31  # sos + 29 tokens + its own EOS, not a second
     assert beam.forced_ends < 4  # the beam's ended hypotheses were not all forced
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hotword_bonus_stops_early_allowing_one_more_phrase(seed):
+    """A hotword bonus raises scores: the stop waits for a margin of one more phrase's bonus and, on these tables,
+    returns ESPnet's 1-best of the search run to its bound."""
+    from espnet_llm.decode.hotwords import HotwordScorer
+
+    def run(cls, **kw):
+        scorers = dict(decoder=TableScorer(seed), hotword=HotwordScorer([[1, 2], [3, 1, 4]], VOCAB, bonus=0.5))
+        beam = cls(scorers=scorers, weights=dict(decoder=1.0, hotword=1.0), beam_size=4, vocab_size=VOCAB,
+                   sos=EOS, eos=EOS, pre_beam_score_key="full", **kw)
+        return beam, beam(x=torch.zeros(40, 2), maxlenratio=-30, minlenratio=0.0)
+
+    _, plain = run(BatchBeamSearch)
+    settled, ours = run(SettledBatchBeamSearch, drop_forced_ends=False)
+    assert settled.exact_stop and settled.stop_margin == pytest.approx(1.5)  # bonus 0.5 x the 3-token phrase
+    assert ours[0].yseq.tolist() == plain[0].yseq.tolist()
+    assert settled.steps < 30
