@@ -14,7 +14,7 @@ normalisation the stop would not be exact, and it is off.
 
 A hotword bonus (espnet_llm.decode.hotwords) raises scores, so no stop is exact with one: a running hypothesis can
 still gain the bonus of every phrase it may complete. Without a stop a biased search ran every utterance to its
-length bound (AN4 test: 30 of 130 utterances decoded in 10 min against 2 min unbiased), its beam refilled by
+length bound (AN4 test, beam 10 + CTC: about 16 s an utterance against 2 s unbiased), its beam refilled by
 hypotheses that start phrase after phrase past the end of the speech. With a hotword scorer the search stops once
 the n-best ended hypotheses outscore every running one by the bonus of one more phrase (the scorer's
 `max_phrase_bonus` times its weight): exact for a hypothesis that completes at most one more listed phrase; it
