@@ -15,6 +15,10 @@ Usage:
     python ../../../bench/bench_decode.py --exp_dir exp/llm_asr_whisper_ft_lora --llm_data data/test/wav.scp,speech,sound \
         --am_exp_dir exp/asr_conformer --data dump/fbank/test/feats.scp,speech,kaldi_ark --text data/test/text \
         --engines "openvino:f32 openvino:bf16 openvino:int8 onnxruntime:f32" --fusion_llm exp/llm_text_an4 --threads 2
+    # the same figures as a section "## test" of a Markdown report (a rerun replaces that section), with targets
+    python ../../../bench/bench_decode.py --exp_dir exp/llm_asr_whisper_ft_lora --llm_data data/test/wav.scp,speech,sound \
+        --text data/test/text --llm_modes "llm_greedy llm_beam_ctc" --threads 2 \
+        --report ../../../bench/results/report.md --targets "rtf<=0.5 wer<=10"
     # end-to-end on tiny random models (seconds; what test/bench/test_bench_smoke.py runs)
     python bench/bench_decode.py --smoke
 
@@ -38,6 +42,11 @@ teacher-forced forward of the same model over the same utterances and 1-best hyp
 speech LLM; AM forward, plus the fusion LLM's forward over the hypothesis text, for the AM modes): how far the
 search is from the cost of scoring its own answer once; peak RSS (sampled) and, on CUDA, peak GPU memory; WER (%)
 against --text, case-insensitive.
+
+Report (--report FILE): a section `## <--report_title>` (default: the data's directory name, e.g. "test") in a
+Markdown file, replaced by a rerun with the same title, other sections kept: the command as run (from the repo
+root's relative dir), date, CPU model, device, torch threads, utterances and audio, the table above, and with
+--targets ("rtf<=0.5 x_am<=3 wer<=10": <figure><op><number> on the rows' JSON keys) which modes meet each target.
 """
 import argparse
 import logging
@@ -50,7 +59,8 @@ import torch
 from espnet2.utils.types import str2triple_str
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PeakMemory, setup, table, timed  # noqa: E402
+from common import (PeakMemory, append_result, parse_targets, run_facts, setup, table, targets_line,  # noqa: E402
+                    timed, write_report_section)
 
 from espnet_llm.bin.llm_asr_inference import Speech2TextLLM, audio_seconds, find_model_files  # noqa: E402
 from espnet_llm.decode.engine import load_engine  # noqa: E402
@@ -231,16 +241,38 @@ def get_parser():
     parser.add_argument("--am_maxlenratio", type=float, default=0.0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--report", type=Path, default=None,
+                        help="Markdown file: write this run as its section '## <report_title>' (replacing one of the "
+                             "same title, keeping the others)")
+    parser.add_argument("--report_title", default=None,
+                        help="the report section's title (default: the data dir's name, e.g. test; smoke: smoke)")
+    parser.add_argument("--targets", default="",
+                        help="e.g. 'rtf<=0.5 x_am<=3 wer<=10': print (and report) which modes meet each")
     parser.add_argument("--smoke", action="store_true", help="tiny random models in a temporary dir")
     parser.add_argument("--verbose", action="store_true", help="keep the decoders' log (warnings and info)")
     return parser
 
 
+TARGET_KEYS = ("rtf", "x_am", "floor", "wall_s", "rss", "gpu", "wer", "draft_accepted", "forwards_per_token",
+               "same_as_hf")
+
+
+def results_table(rows) -> str:
+    return table(["mode", "utts", "audio s", "wall s", "RTF", "xAM", "floor", "peak RSS GiB", "peak GPU GiB",
+                  "draft accepted", "forwards/token", "same as hf", "WER"],
+                 [[r["mode"], r["utts"], r["audio_s"], r["wall_s"], r["rtf"], r["x_am"], r["floor"], r["rss"], r["gpu"],
+                   r.get("draft_accepted"), r.get("forwards_per_token"), r.get("same_as_hf"), r.get("wer")]
+                  for r in rows])
+
+
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
+    command = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    targets = parse_targets(args.targets, TARGET_KEYS)
     device = setup(args.device, args.threads)
     if not args.verbose:
         logging.disable(logging.WARNING)
+    title = args.report_title or ("smoke" if args.smoke else Path((args.llm_data or args.data or ("",))[0]).parent.name)
     with tempfile.TemporaryDirectory() as tmp:
         if args.smoke:
             from smoke_models import build
@@ -262,24 +294,29 @@ def main(argv=None) -> int:
         if args.text:
             word_error_rate(rows, am_utts, args.text)
     reference = rows[0]["rtf"] if args.am_exp_dir else None  # xAM: against ESPnet's beam search on the AM
-    print(f"# bench_decode: {len(llm_utts)} utterances, {rows[0]['audio_s']:.1f} s of audio, device {device}, "
-          f"{args.threads} threads, beam {args.beam_size} ({time.perf_counter() - start:.0f} s in all)")
-    print(table(["mode", "utts", "audio s", "wall s", "RTF", "xAM", "floor", "peak RSS GiB", "peak GPU GiB",
-                 "draft accepted", "forwards/token", "same as hf", "WER"],
-                [[r["mode"], r["utts"], r["audio_s"], r["wall_s"], r["rtf"], r["rtf"] / reference if reference else None, r["floor"],
-                  r["rss"], r["gpu"], r.get("draft_accepted"), r.get("forwards_per_token"), r.get("same_as_hf"),
-                  r.get("wer")] for r in rows]))
+    for r in rows:
+        r["x_am"] = r["rtf"] / reference if reference else None
+    summary = (f"{len(llm_utts)} utterances, {rows[0]['audio_s']:.1f} s of audio, device {device}, "
+               f"{args.threads} threads, beam {args.beam_size}")
+    print(f"# bench_decode: {summary} ({time.perf_counter() - start:.0f} s in all)")
+    print(results_table(rows))
+    met = targets_line(rows, targets) if targets else None
+    if met:
+        print(f"# {met}")
+    if args.report is not None:
+        extra = [f"beam {args.beam_size}, speech LLM ctc_weight {args.ctc_weight}, AM ctc_weight {args.am_ctc_weight}"
+                 f"; speech LLM {args.exp_dir}" + (f", AM {args.am_exp_dir}" if args.am_exp_dir else "")]
+        if args.smoke:
+            extra = ["tiny random models (--smoke): the figures measure nothing real"]
+        extra += [met] if met else []
+        write_report_section(args.report, title, run_facts(str(device), len(llm_utts), rows[0]["audio_s"], command,
+                                                           extra) + "\n\n" + results_table(rows))
+        print(f"# report section '## {title}' written to {args.report}")
     if str(args.out) != "-" and not args.smoke:
-        import json
-
-        out = args.out or Path(__file__).resolve().parent / "results" / f"{time.strftime('%Y-%m-%d')}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        runs = json.loads(out.read_text()) if out.is_file() else []
-        runs.append(dict(script="bench_decode", command=" ".join(sys.argv), threads=args.threads, device=str(device),
-                         beam_size=args.beam_size, exp_dir=str(args.exp_dir), am_exp_dir=str(args.am_exp_dir),
-                         rows=[{k: v for k, v in r.items() if k != "hyps"} | {"x_am": r["rtf"] / reference if reference else None}
-                               for r in rows]))
-        out.write_text(json.dumps(runs, indent=1) + "\n")
+        out = append_result(args.out, dict(
+            script="bench_decode", command=" ".join(sys.argv), threads=args.threads, device=str(device),
+            beam_size=args.beam_size, exp_dir=str(args.exp_dir), am_exp_dir=str(args.am_exp_dir),
+            rows=[{k: v for k, v in r.items() if k != "hyps"} for r in rows]))
         print(f"# written to {out}")
     return 0
 
