@@ -149,7 +149,8 @@ class _Transcribe:
 
     def transcribe(self, audio, sample_rate: Optional[int] = None, return_details: bool = False,
                    long_form: Union[bool, str] = "auto", max_segment_seconds: float = WHISPER_SECONDS,
-                   batch_size: int = 8, merge_segment_seconds: Optional[float] = None):
+                   batch_size: int = 8, merge_segment_seconds: Optional[float] = None,
+                   split_pause_seconds: Optional[float] = None):
         """The best transcript of a recording: ``audio`` is a path or an array (see ``prepare``; an array's
         ``sample_rate`` defaults to the model's, 16 kHz). ``return_details``: a ``Transcript`` instead of the text.
 
@@ -158,11 +159,17 @@ class _Transcribe:
         ``batch_size`` segments at a time, and stitched; with ``return_details`` the result is then a
         ``LongTranscript`` (text, segments with their start and end seconds). Pauses join speech into one segment
         only up to ``merge_segment_seconds`` (default ``max_segment_seconds``): a model trained on short utterances
-        transcribes segments of about their length, not 30 s of several."""
+        transcribes segments of about their length, not 30 s of several. ``split_pause_seconds`` (default None:
+        off; else > 0): never across a pause at least that long either (measured between the detector's speech
+        regions, before its padding), so that no segment spans a sentence-level pause."""
+        from espnet_llm.longform import check_split_pause
+
+        check_split_pause(split_pause_seconds)
         wav = self.waveform(audio, sample_rate)
         fs = self.speech_input.fs
         if long_form is True or (long_form == "auto" and needs_segmenting(len(wav), fs, max_segment_seconds)):
-            segments = speech_segments(wav, fs, max_segment_seconds, merge_seconds=merge_segment_seconds)
+            segments = speech_segments(wav, fs, max_segment_seconds, merge_seconds=merge_segment_seconds,
+                                       split_pause_seconds=split_pause_seconds)
             result = transcribe_segments(lambda inputs: [t.text for t in self._best_batch(inputs)], wav, fs,
                                          segments, batch_size, to_input=self.model_input)
             return result if return_details else result.text

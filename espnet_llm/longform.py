@@ -8,8 +8,9 @@ and music.
 
 `speech_segments` merges the detector's speech regions, in order, into segments of at most `max_seconds` (a
 region longer than that is cut by the detector itself at its longest pause, else hard), each cut in the middle of
-a pause. Decoding then sees one segment at a time (or a batch of them), so memory is bounded by the segment, not
-by the recording; the recording itself is held as samples (10 minutes at 16 kHz: 38 MB).
+a pause; with `split_pause_seconds` no segment spans a pause at least that long (a sentence's end, not the pause
+between two spelled letters). Decoding then sees one segment at a time (or a batch of them), so memory is bounded
+by the segment, not by the recording; the recording itself is held as samples (10 minutes at 16 kHz: 38 MB).
 """
 from dataclasses import dataclass
 from typing import List, NamedTuple, Optional, Sequence, Tuple
@@ -17,6 +18,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 WHISPER_SECONDS = 30.0  # the Whisper encoder's window
+PAD_MS = 100  # Silero VAD's padding of each speech region on either side
 
 
 class Segment(NamedTuple):
@@ -50,7 +52,7 @@ def vad_model():
 
 
 def speech_regions(wav: np.ndarray, fs: int = 16000, max_seconds: float = WHISPER_SECONDS,
-                   min_silence_ms: int = 300, pad_ms: int = 100) -> List[Tuple[int, int]]:
+                   min_silence_ms: int = 300, pad_ms: int = PAD_MS) -> List[Tuple[int, int]]:
     """Silero VAD's speech regions [(start, end) in samples], none longer than `max_seconds`."""
     import torch
     from silero_vad import get_speech_timestamps
@@ -65,17 +67,36 @@ def speech_regions(wav: np.ndarray, fs: int = 16000, max_seconds: float = WHISPE
     return [(int(s["start"]), int(s["end"])) for s in stamps]
 
 
+def check_split_pause(split_pause_seconds: Optional[float]) -> Optional[float]:
+    """`split_pause_seconds` as given, when None (no pause rule) or > 0; else a ValueError."""
+    if split_pause_seconds is not None and not split_pause_seconds > 0:
+        raise ValueError(f"split_pause_seconds must be > 0 (or None: off), got {split_pause_seconds}")
+    return split_pause_seconds
+
+
 def merge_regions(regions: Sequence[Tuple[int, int]], total: int, fs: int, max_seconds: float,
-                  merge_seconds: Optional[float] = None) -> List[Tuple[int, int]]:
+                  merge_seconds: Optional[float] = None, split_pause_seconds: Optional[float] = None,
+                  pad_seconds: float = 0.0) -> List[Tuple[int, int]]:
     """Consecutive regions joined while the piece stays within `merge_seconds` (default `max_seconds`); each cut in
     the middle of its pause. Sample ranges [start, end) that tile the speech of the recording, every one at most
     max_seconds long. A model trained on short utterances wants a short `merge_seconds`: a 30-s segment of several
-    utterances is not what it learnt to transcribe."""
+    utterances is not what it learnt to transcribe.
+
+    `split_pause_seconds` (default None: off; else > 0): two regions are never joined across a pause at least that
+    long, whatever the limits allow, so that a segment does not span the pause between two sentences. The pause is
+    the silence between the regions before the detector padded them by `pad_seconds` on either side: the gap
+    between them plus 2 * `pad_seconds`; regions that touch (the detector split a pause shorter than two pads in its
+    middle) count as no pause."""
+    check_split_pause(split_pause_seconds)
     limit = int(max_seconds * fs)
     merge = min(limit, int((max_seconds if merge_seconds is None else merge_seconds) * fs))
+    split = None if split_pause_seconds is None else round(split_pause_seconds * fs)
+    pad2 = round(2 * pad_seconds * fs)
     pieces: List[List[int]] = []
     for start, end in regions:
-        if pieces and end - pieces[-1][0] <= merge:
+        gap = start - pieces[-1][1] if pieces else 0
+        pause = gap + pad2 if gap > 0 else 0
+        if pieces and end - pieces[-1][0] <= merge and (split is None or pause < split):
             pieces[-1][1] = end
         else:
             pieces.append([start, end])
@@ -92,13 +113,17 @@ def merge_regions(regions: Sequence[Tuple[int, int]], total: int, fs: int, max_s
 
 
 def speech_segments(wav: np.ndarray, fs: int = 16000, max_seconds: float = WHISPER_SECONDS,
-                    min_silence_ms: int = 300, merge_seconds: Optional[float] = None) -> List[Tuple[int, int]]:
+                    min_silence_ms: int = 300, merge_seconds: Optional[float] = None,
+                    split_pause_seconds: Optional[float] = None) -> List[Tuple[int, int]]:
     """The recording's speech as sample ranges of at most `max_seconds`, cut in pauses (empty: no speech); regions
-    are merged into one segment only while it stays within `merge_seconds` (default `max_seconds`)."""
+    are merged into one segment only while it stays within `merge_seconds` (default `max_seconds`) and, with
+    `split_pause_seconds`, never across a pause at least that long (the silence the detector heard between two
+    regions, before its padding; it cuts only at pauses of at least `min_silence_ms`)."""
     if max_seconds <= 1.0:
         raise ValueError(f"max_seconds must be > 1, got {max_seconds}")
-    regions = speech_regions(wav, fs, max_seconds, min_silence_ms)
-    return merge_regions(regions, len(wav), fs, max_seconds, merge_seconds)
+    check_split_pause(split_pause_seconds)
+    regions = speech_regions(wav, fs, max_seconds, min_silence_ms, PAD_MS)
+    return merge_regions(regions, len(wav), fs, max_seconds, merge_seconds, split_pause_seconds, PAD_MS / 1000)
 
 
 def transcribe_segments(decode_batch, wav: np.ndarray, fs: int, segments: Sequence[Tuple[int, int]],

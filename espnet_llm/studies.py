@@ -2,7 +2,8 @@
 
 - long recordings: the segments' hypotheses of decoding the reference segments one by one, joined per recording
   (`join_segments`), against the long-form hypothesis of the whole recording; both scored by sclite on the same
-  reference;
+  reference; a setting of the long-form decoding (`--split_pause_seconds`) is chosen on dev's joined recordings
+  (`best_setting`);
 - word times: each correctly recognised word's start and end against an independent alignment of the reference
   (`boundary_errors` over two NIST CTM files, words paired by a Levenshtein alignment of the two word sequences);
 - hotword biasing: the share of the listed phrases' reference occurrences that the hypothesis has (`hotword_recall`);
@@ -147,3 +148,17 @@ def join_segments(hyp: Mapping[str, str], reference_segments: Mapping[str, str])
 
 def mean(values: Sequence[float]) -> Optional[float]:
     return sum(values) / len(values) if values else None
+
+
+def best_setting(wers: Mapping[str, float]) -> str:
+    """The setting (a number, as written) of the lowest WER; ties: the largest number (the most conservative pause
+    rule: it cuts the fewest segments)."""
+    if not wers:
+        raise ValueError("no setting was scored")
+    return min(wers, key=lambda v: (wers[v], -float(v)))
+
+
+def command_options(command: str, names: Iterable[str]) -> str:
+    """The options `names` (`--name value`) of a command line (a decode dir's command.txt), in its order."""
+    words, names = command.split(), set(names)
+    return " ".join(f"{w} {v}" for w, v in zip(words, words[1:]) if w in names)

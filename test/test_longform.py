@@ -96,6 +96,8 @@ def test_a_three_minute_recording_decodes_in_segments_with_bounded_memory(raw_sp
     assert all(0 <= s.start < s.end <= 180.0 and s.end - s.start <= 30.0 for s in result.segments)
     assert all(a.end <= b.start for a, b in zip(result.segments, result.segments[1:]))
     assert result.text == " ".join(s.text for s in result.segments if s.text)
+    with pytest.raises(ValueError, match="split_pause_seconds must be > 0"):
+        s2t.transcribe(short, split_pause_seconds=0)
     assert grown_mib < 150, f"peak memory grew {grown_mib:.0f} MiB for a 4x longer recording"
     # the same segments one by one give the same texts as the batch
     alone = [s2t.transcribe(wav[int(s.start * FS):int(s.end * FS)], long_form=False) for s in result.segments[:3]]
@@ -103,7 +105,8 @@ def test_a_three_minute_recording_decodes_in_segments_with_bounded_memory(raw_sp
 
 
 @needs_espeak
-@pytest.mark.parametrize("how", [["--long_form", "true"], ["--batch_size", "2"]], ids=["long_form", "auto_batched"])
+@pytest.mark.parametrize("how", [["--long_form", "true", "--split_pause_seconds", "0.8"], ["--batch_size", "2"]],
+                         ids=["long_form", "auto_batched"])
 def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments(raw_speech_llm, tmp_path, how):
     import soundfile as sf
 
@@ -147,3 +150,63 @@ def test_a_merge_limit_keeps_segments_short_and_cut_in_every_pause_it_cannot_bri
     assert [(a // FS, b // FS) for a, b in pieces] == [(0, 8), (8, 17)]  # 1-8 s and 9-16 s, cut in the pause at 8.5
     assert all(any(a <= s and e <= b for a, b in pieces) for s, e in regions)
     assert len(merge_regions(regions, 16000 * 17, FS, max_seconds=30, merge_seconds=2)) == 4
+
+
+def test_a_pause_rule_cuts_every_sentence_level_pause_and_keeps_the_short_ones():
+    # two utterances of spelled letters: pauses of 0.3 s inside them, 1.2 s between (the gaps between the regions
+    # as the VAD gives them, each region padded by 0.1 s: pauses of 0.5 s and 1.4 s)
+    seconds = ((1.0, 2.0), (2.3, 3.0), (3.3, 4.0), (5.2, 6.0), (6.3, 7.0))
+    regions = [(int(a * FS), int(b * FS)) for a, b in seconds]
+    total = 8 * FS
+    assert len(merge_regions(regions, total, FS, max_seconds=30, merge_seconds=8, pad_seconds=0.1)) == 1  # off
+    pieces = merge_regions(regions, total, FS, max_seconds=30, merge_seconds=8, split_pause_seconds=0.8,
+                           pad_seconds=0.1)
+    assert pieces == [(0, int(4.6 * FS)), (int(4.6 * FS), total)]  # cut in the middle of the 1.2-s gap
+    assert all(any(a <= s and e <= b for a, b in pieces) for s, e in regions)
+    # the pause is measured before the padding: 0.3 s + 2 x 0.1 s = 0.5 s reaches a rule of 0.5 s, not one of 0.6 s
+    assert len(merge_regions(regions, total, FS, 30, 8, split_pause_seconds=0.5, pad_seconds=0.1)) == 5
+    assert len(merge_regions(regions, total, FS, 30, 8, split_pause_seconds=0.6, pad_seconds=0.1)) == 2
+    assert len(merge_regions(regions, total, FS, 30, 8, split_pause_seconds=0.5)) == 2  # no padding: pauses of 0.3 s
+    # regions that touch (a pause shorter than two pads, split by the VAD in its middle) are never split by the rule
+    touching = [(0, FS), (FS, 2 * FS)]
+    assert len(merge_regions(touching, 3 * FS, FS, 30, 8, split_pause_seconds=0.1, pad_seconds=0.1)) == 1
+
+
+def test_the_merge_limits_still_apply_with_a_pause_rule():
+    regions = [(16000 * a, 16000 * b) for a, b in ((1, 4), (5, 8), (9, 12), (13, 16))]  # pauses of 1 s
+    assert [(a // FS, b // FS) for a, b in merge_regions(regions, 17 * FS, FS, 30, 8, split_pause_seconds=1.5)] == \
+        [(0, 8), (8, 17)]  # as without the rule: no pause reaches 1.5 s, the 8-s merge cuts
+    assert len(merge_regions(regions, 17 * FS, FS, 30, 8, split_pause_seconds=1.0)) == 4
+    long_speech = [(0, 25 * FS), (25 * FS + FS // 10, 40 * FS)]  # a short pause; max_seconds still cuts there
+    assert len(merge_regions(long_speech, 40 * FS, FS, 30, split_pause_seconds=5.0)) == 2
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan")])
+def test_a_pause_rule_must_be_positive(bad):
+    from espnet_llm.bin.llm_asr_inference import get_parser
+    from espnet_llm.longform import speech_segments
+
+    with pytest.raises(ValueError, match="split_pause_seconds must be > 0"):
+        merge_regions([(0, FS)], FS, FS, 30, split_pause_seconds=bad)
+    with pytest.raises(ValueError, match="split_pause_seconds must be > 0"):
+        speech_segments(np.zeros(FS, np.float32), FS, split_pause_seconds=bad)  # before the VAD runs
+    required = ["--output_dir", "out", "--data_path_and_name_and_type", "wav.scp,speech,sound"]
+    with pytest.raises(SystemExit):
+        get_parser().parse_args(required + ["--split_pause_seconds", str(bad)])
+    assert get_parser().parse_args(required + ["--split_pause_seconds", "0.6"]).split_pause_seconds == 0.6
+    assert get_parser().parse_args(required).split_pause_seconds is None
+
+
+@needs_espeak
+def test_a_pause_rule_gives_each_sentence_of_a_recording_its_own_segment(tmp_path):
+    from espnet_llm.longform import speech_segments
+
+    wav = recording(tmp_path, 0.35, pause=1.2)  # 21 s: sentences with pauses of 1.2 s (and eSpeak's own silences)
+    voiced = np.flatnonzero(np.abs(wav) > 1e-3)
+    pauses = np.diff(voiced) > FS  # the gaps of over 1 s between sentences (a word's pause is much shorter)
+    together = speech_segments(wav, FS, max_seconds=30)
+    apart = speech_segments(wav, FS, max_seconds=30, split_pause_seconds=0.8)
+    assert len(together) == 1 and len(apart) == pauses.sum() + 1 >= len(SENTENCES)
+    # every cut lies in one of those pauses
+    gaps = [(voiced[i], voiced[i + 1]) for i in np.flatnonzero(pauses)]
+    assert all(any(a < b1 < b for a, b in gaps) for (_, b1) in apart[:-1])

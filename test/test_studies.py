@@ -1,8 +1,8 @@
 """espnet_llm.studies: the measurements of the decoding studies."""
 import pytest
 
-from espnet_llm.studies import (CtmWord, boundary_errors, distractors, hotword_recall, is_runaway, join_segments,
-                                phrase_count, read_ctm, with_phrases, word_pairs)
+from espnet_llm.studies import (CtmWord, best_setting, boundary_errors, command_options, distractors, hotword_recall,
+                                is_runaway, join_segments, phrase_count, read_ctm, with_phrases, word_pairs)
 
 
 def test_read_ctm_orders_words_in_time_and_names_a_bad_line(tmp_path):
@@ -57,3 +57,99 @@ def test_join_segments_joins_the_hypotheses_of_each_recording_in_time_order():
     segments = {"u1": "r 0.0 1.0", "u3": "r 5.0 6.0", "u2": "r 2.0 3.0", "u4": "s 0 1"}
     hyp = {"u1": "A", "u2": "B", "u3": "C"}
     assert join_segments(hyp, segments) == {"r": "A B C", "s": ""}
+
+
+def test_best_setting_is_the_lowest_wer_and_on_a_tie_the_largest_value():
+    assert best_setting({"0.4": 12.0, "0.6": 9.5, "0.8": 11.0}) == "0.6"
+    assert best_setting({"0.4": 9.5, "0.8": 9.5, "0.6": 10.0}) == "0.8"
+    with pytest.raises(ValueError, match="no setting"):
+        best_setting({})
+
+
+def test_command_options_picks_the_named_options_of_a_command_line():
+    command = ("python -m espnet_llm.bin.llm_asr_inference --config c.yaml --long_form true --max_segment_seconds 30 "
+               "--merge_segment_seconds 8 --split_pause_seconds 0.6\n")
+    names = ("--merge_segment_seconds", "--split_pause_seconds")
+    assert command_options(command, names) == "--merge_segment_seconds 8 --split_pause_seconds 0.6"
+    assert command_options("python -m x --long_form false", names) == ""
+
+
+def test_the_report_chooses_the_split_pause_of_the_lowest_dev_wer(tmp_path, capsys):
+    """`studies_report --choose_split_pause`: the grid's decodes of dev_long scored by sclite against its joined text;
+    a value outside --split_pause_grid or an unfinished decode is not a candidate."""
+    from espnet_llm.bin.studies_report import main
+
+    data = tmp_path / "data" / "dev_long"
+    data.mkdir(parents=True)
+    (data / "text").write_text("spk1-long A B C D\nspk2-long E F\n")
+    hyps = {"0.4": "spk1-long A B\nspk2-long E F\n", "0.6": "spk1-long A B C D\nspk2-long E X\n",
+            "0.8": "spk1-long A B C D\nspk2-long E X\n", "1.0": "spk1-long A B C D\nspk2-long E F\n"}
+    studies = tmp_path / "studies"
+    for value, hyp in hyps.items():
+        recog = studies / f"longform_greedy_pause{value}" / "dev_long" / "1best_recog"
+        recog.mkdir(parents=True)
+        (recog / "text").write_text(hyp)
+    (studies / "longform_greedy_pause0.2" / "dev_long").mkdir(parents=True)  # not decoded
+    args = ["--studies_dir", str(studies), "--data_root", str(tmp_path / "data"), "--choose_split_pause"]
+    assert main(args + ["--split_pause_grid", "0.2", "0.4", "0.6", "0.8"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "0.8\n"  # 0.6 and 0.8 tie at 1 error in 6 words: the longer pause
+    assert "0.4: 33.3, 0.6: 16.7, 0.8: 16.7; chosen 0.8" in out.err
+    assert main(args) == 0 and capsys.readouterr().out == "1.0\n"  # every decoded value
+    with pytest.raises(SystemExit, match="no decodes of dev_long"):
+        main(args + ["--split_pause_grid", "0.3"])
+
+
+def test_the_report_puts_the_pause_grid_and_the_chosen_pause_beside_the_merge_rows(tmp_path):
+    """The long-form table of `studies_report` on made-up decode dirs: the dev grid's rows (one marked chosen), and
+    each long test set's 8-s merge row followed by its row with the chosen --split_pause_seconds."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from espnet_llm.bin.studies_report import main
+
+    def data_dir(name, texts, seconds, segments=None):
+        d = tmp_path / "data" / name
+        (d / "audio").mkdir(parents=True)
+        for utt in texts:
+            sf.write(d / "audio" / f"{utt}.wav", np.zeros(int(seconds * 16000), np.float32), 16000)
+        (d / "wav.scp").write_text("".join(f"{u} {d / 'audio' / u}.wav\n" for u in texts))
+        (d / "text").write_text("".join(f"{u} {t}\n" for u, t in texts.items()))
+        if segments:
+            (d / "reference_segments").write_text("".join(f"{u} {v}\n" for u, v in segments.items()))
+
+    def decode(path, texts, options="", segments=0):
+        (path / "1best_recog").mkdir(parents=True)
+        (path / "1best_recog" / "text").write_text("".join(f"{u} {t}\n" for u, t in texts.items()))
+        (path / "1best_recog" / "segments").write_text("".join(f"r-{i} r {i}.0 {i}.5\n" for i in range(segments)))
+        (path / "meta.json").write_text(json.dumps({"decode_s": 1.0, "decode_peak_rss_gib": 1.25}))
+        (path / "command.txt").write_text(f"python -m espnet_llm.bin.llm_asr_inference --config c.yaml {options}\n")
+
+    for base in ("test", "dev"):
+        data_dir(base, {"u1": "A B", "u2": "C D"}, 2.0)
+        data_dir(f"{base}_long", {"r": "A B C D"}, 5.0, {"u1": "r 0.0 2.0", "u2": "r 3.0 5.0"})
+    studies = tmp_path / "studies"
+    for base in ("test", "dev"):
+        decode(studies / "segments_greedy" / base, {"u1": "A B", "u2": "C D"}, "--long_form false")
+    merge = "--long_form true --max_segment_seconds 30 --merge_segment_seconds 8"
+    decode(studies / "longform_greedy" / "test_long", {"r": "A B"}, merge, segments=1)
+    decode(studies / "longform_pause_greedy" / "test_long", {"r": "A B C D"}, f"{merge} --split_pause_seconds 0.8", 2)
+    decode(studies / "longform_greedy_pause0.4" / "dev_long", {"r": "A B C"}, f"{merge} --split_pause_seconds 0.4", 3)
+    decode(studies / "longform_greedy_pause0.8" / "dev_long", {"r": "A B C D"}, f"{merge} --split_pause_seconds 0.8", 2)
+    out = tmp_path / "RESULTS_studies.md"
+    assert main(["--studies_dir", str(studies), "--data_root", str(tmp_path / "data"), "--long_sets", "test",
+                 "--split_pause_grid", "0.4", "0.8", "--out", str(out)]) == 0
+    table = [line for line in out.read_text().split("## Long recordings", 1)[1].split("\n## ", 1)[0].splitlines()
+             if line.startswith("|")]
+    assert table[0].endswith("|peak RSS long-form (GiB)|options|") and table[1] == "|" + "---|" * 12
+    assert table[2:] == [
+        "|dev_long|1|0.1|3|0.0|25.0|25.0|0.250|0.200|1.25|1.25|"
+        "`--max_segment_seconds 30 --merge_segment_seconds 8 --split_pause_seconds 0.4` (dev grid)|",
+        "|dev_long|1|0.1|2|0.0|0.0|0.0|0.250|0.200|1.25|1.25|"
+        "`--max_segment_seconds 30 --merge_segment_seconds 8 --split_pause_seconds 0.8` (dev grid: chosen)|",
+        "|test_long|1|0.1|1|0.0|50.0|50.0|0.250|0.200|1.25|1.25|`--max_segment_seconds 30 --merge_segment_seconds 8`|",
+        "|test_long|1|0.1|2|0.0|0.0|0.0|0.250|0.200|1.25|1.25|"
+        "`--max_segment_seconds 30 --merge_segment_seconds 8 --split_pause_seconds 0.8`|"]
+    assert "among 0.4, 0.8 s: dev WER 25.0, 0.0; the lowest, 0.8 s" in out.read_text()

@@ -200,7 +200,8 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
                     wav = batch["speech"][i, : int(lengths[i])].numpy()
                     result = transcribe_segments(lambda xs: [t.text for t in speech2text._best_batch(xs)], wav, fs,
                                                  speech_segments(wav, fs, args.max_segment_seconds,
-                                                                 merge_seconds=args.merge_segment_seconds),
+                                                                 merge_seconds=args.merge_segment_seconds,
+                                                                 split_pause_seconds=args.split_pause_seconds),
                                                  args.batch_size if speech2text.use_greedy else 1)
                     writer["1best_recog"]["text"][key] = result.text
                     for n, seg in enumerate(result.segments):
@@ -262,6 +263,19 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     logging.info(f"done: {done} utterances, {seconds:.1f} s of audio in {elapsed:.1f} s, RTF {elapsed / max(seconds, 1e-9):.3f}")
 
 
+def positive_seconds(value: str) -> Optional[float]:
+    """--split_pause_seconds: a number of seconds > 0 (none: off)."""
+    if str_or_none(value) is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return seconds
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = config_argparse.ArgumentParser(
         description=__doc__,
@@ -314,6 +328,10 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--merge_segment_seconds", type=float, default=None,
                        help="--long_form: speech regions are joined into one segment only up to this length (default "
                             "--max_segment_seconds); a model trained on short utterances wants about their length")
+    group.add_argument("--split_pause_seconds", type=positive_seconds, default=None,
+                       help="--long_form: speech regions are never joined across a pause at least this long (> 0; "
+                            "the silence between the VAD's regions, before its padding), so that no segment spans a "
+                            "sentence-level pause; the segment limits above still apply (default: off)")
     group.add_argument("--hotwords", type=str_or_none, default=None,
                        help="file of words or phrases (one a line) the beam search is biased towards (greedy "
                             "becomes a beam search)")

@@ -7,10 +7,17 @@ Usage:
     cd egs/an4/asr1 && python -m espnet_llm.bin.studies_report --studies_dir exp/llm_asr_whisper_ft_lora/studies \
         --ref_ctm exp/asr_whisper_ctc_att_nosp/align_valid.acc.ave/test/ctm --out RESULTS_studies.md
 
+    # what its step 2 runs: the --split_pause_seconds of the lowest dev_long WER among the grid's decodes (stdout)
+    python -m espnet_llm.bin.studies_report --studies_dir exp/llm_asr_whisper_ft_lora/studies \
+        --choose_split_pause --split_pause_grid 0.4 0.6 0.8
+
 The decode dirs (`llm_asr_inference --output_dir`, each `<study>/<set>/` with `1best_recog/text` and `meta.json`):
 - `segments_greedy/<set>` and `longform_greedy/<set>_long` (+ `<set>_all_long`): the reference segments decoded one
   by one, and the long recordings that `datadir_tool concat` made of them (`data/<set>_long/reference_segments`);
   both scored by sclite against the long recordings' text (the segments' hypotheses joined per recording);
+  `longform_greedy_pause<seconds>/dev_long`: the same long-form decoding of dev's joined recordings with
+  `--split_pause_seconds <seconds>`, the grid that chooses its value (the lowest WER; ties: the longest pause), and
+  `longform_pause_greedy/<set>_long` (+ `<set>_all_long`): the long recordings decoded with the chosen value;
 - `wordtimes_greedy/test`: `1best_recog/ctm` against `--ref_ctm` (an independent alignment of the references);
 - `hotwords_{none,biased,distractors}/<set>`: beam search without a list, with `data/hotwords/biased.txt`, and with
   it plus distractors (`data/hotwords/distractors.txt`): recall of the biased phrases, WER, WER of the utterances
@@ -37,11 +44,17 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_root", type=Path, default=Path("data"), help="the recipe's data dirs")
     parser.add_argument("--ref_ctm", type=Path, help="the reference alignment of data/test (ctc_align)")
     parser.add_argument("--long_sets", nargs="*", default=["test", "librivox"], help="sets made long by concat")
+    parser.add_argument("--pause_dev_set", default="dev",
+                        help="the set whose joined recordings (<set>_long) choose --split_pause_seconds")
+    parser.add_argument("--split_pause_grid", nargs="*", type=float,
+                        help="the --split_pause_seconds values of the choice (default: every one decoded)")
+    parser.add_argument("--choose_split_pause", action="store_true",
+                        help="only print the --split_pause_seconds of the lowest dev WER (the grid's WERs to stderr)")
     parser.add_argument("--hotword_sets", nargs="*", default=["test", "librivox"])
     parser.add_argument("--fallback_sets", nargs="*", default=["dev", "test", "stress_speech", "stress_nonspeech"])
     parser.add_argument("--command", default="./run_studies.sh", help="the command named in the report")
     parser.add_argument("--plot", type=Path, help="a PNG of one utterance's words on its waveform")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="the report (required unless --choose_split_pause)")
     return parser
 
 
@@ -89,29 +102,80 @@ def fmt(x: Optional[float], digits: int = 1) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def long_form(args, out: List[str]) -> None:
-    from espnet_llm.datadir import read_table
-    from espnet_llm.studies import join_segments
+LONG_FORM_OPTIONS = ("--max_segment_seconds", "--merge_segment_seconds", "--split_pause_seconds")
+PAUSE_GRID = "longform_greedy_pause"  # + <seconds>/<dev set>_long: the grid of --split_pause_seconds
+PAUSE_CHOSEN = "longform_pause_greedy"  # /<set>_long: the long recordings with the chosen value
 
+
+def split_pause_grid(args) -> Dict[str, float]:
+    """{--split_pause_seconds as its dir names it: WER} of the grid's decodes of the dev set's joined recordings
+    (`<studies>/longform_greedy_pause<seconds>/<dev>_long`), only the values of `--split_pause_grid` if given."""
+    from espnet_llm.datadir import read_table
+
+    data = args.data_root / f"{args.pause_dev_set}_long"
+    out: Dict[str, float] = {}
+    for path in sorted(args.studies_dir.glob(f"{PAUSE_GRID}*")):
+        value = path.name[len(PAUSE_GRID):]
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        if args.split_pause_grid and not any(abs(seconds - g) < 1e-9 for g in args.split_pause_grid):
+            continue
+        study = Study(path / data.name, data)
+        if study.done and (data / "text").is_file():
+            out[value] = wer(read_table(data / "text"), study.text(), study.path / "score_study")["Err"]
+    return dict(sorted(out.items(), key=lambda kv: float(kv[0])))
+
+
+def long_form_row(args, long_set: str, seg: Optional[Study], long: Study) -> Optional[List[str]]:
+    """A row of the long-form table: `long` (a long-form decode of data/<long_set>) against `seg` (its reference
+    segments decoded one by one, joined per recording; None or not decoded: "-"); None when `long` is not done."""
+    from espnet_llm.datadir import read_table
+    from espnet_llm.studies import command_options, join_segments
+
+    data = args.data_root / long_set
+    if not (long.done and (data / "reference_segments").is_file()):
+        return None
+    ref = read_table(data / "text")
+    secs = durations(data)
+    w_long = wer(ref, long.text(), long.path / "score_study")["Err"]
+    w_seg = rtf_seg = rss_seg = None
+    if seg is not None and seg.done:
+        joined = join_segments(seg.text(), read_table(data / "reference_segments"))
+        w_seg = wer(ref, joined, seg.path / f"score_study_{long_set}")["Err"]
+        rtf_seg, rss_seg = seg.rtf(sum(durations(seg.data).values())), seg.meta().get("decode_peak_rss_gib")
+    command = long.path / "command.txt"
+    options = command_options(command.read_text(encoding="utf-8"), LONG_FORM_OPTIONS) if command.is_file() else ""
+    return [long_set, str(len(ref)), f"{max(secs.values()) / 60:.1f}", str(len(long.text("segments"))),
+            fmt(w_seg), fmt(w_long), "-" if w_seg is None else fmt(w_long - w_seg, 1), fmt(rtf_seg, 3),
+            fmt(long.rtf(sum(secs.values())), 3), fmt(rss_seg, 2), fmt(long.meta().get("decode_peak_rss_gib"), 2),
+            f"`{options}`" if options else "-"]
+
+
+def long_form(args, out: List[str]) -> None:
     rows = []
+    grid = split_pause_grid(args)
+    if grid:
+        from espnet_llm.studies import best_setting
+
+        best = best_setting(grid)
+        dev = args.pause_dev_set
+        seg = Study(args.studies_dir / "segments_greedy" / dev, args.data_root / dev)
+        for value in grid:
+            long = Study(args.studies_dir / f"{PAUSE_GRID}{value}" / f"{dev}_long", args.data_root / f"{dev}_long")
+            row = long_form_row(args, f"{dev}_long", seg, long)
+            if row:
+                row[-1] += " (dev grid: chosen)" if value == best else " (dev grid)"
+                rows.append(row)
     for base in args.long_sets:
         seg = Study(args.studies_dir / "segments_greedy" / base, args.data_root / base)
         for long_set in (f"{base}_long", f"{base}_all_long"):
-            data = args.data_root / long_set
-            long = Study(args.studies_dir / "longform_greedy" / long_set, data)
-            if not (seg.done and long.done and (data / "reference_segments").is_file()):
-                continue
-            ref = read_table(data / "text")
-            secs = durations(data)
-            joined = join_segments(seg.text(), read_table(data / "reference_segments"))
-            w_long = wer(ref, long.text(), long.path / "score_study")
-            w_seg = wer(ref, joined, seg.path / f"score_study_{long_set}")
-            n_segments = len(long.text("segments"))
-            seg_secs = sum(durations(seg.data).values())
-            rows.append([long_set, str(len(ref)), f"{max(secs.values()) / 60:.1f}", str(n_segments),
-                         fmt(w_seg["Err"]), fmt(w_long["Err"]), fmt(w_long["Err"] - w_seg["Err"], 1),
-                         fmt(seg.rtf(seg_secs), 3), fmt(long.rtf(sum(secs.values())), 3),
-                         fmt(seg.meta().get("decode_peak_rss_gib"), 2), fmt(long.meta().get("decode_peak_rss_gib"), 2)])
+            for study in ("longform_greedy", PAUSE_CHOSEN):
+                row = long_form_row(args, long_set, seg, Study(args.studies_dir / study / long_set,
+                                                               args.data_root / long_set))
+                if row:
+                    rows.append(row)
     out.append("## Long recordings\n")
     if not rows:
         out.append("Not measured: no long-form decodes under `longform_greedy/`.\n")
@@ -124,10 +188,18 @@ def long_form(args, out: List[str]) -> None:
                "them in batches (greedy). "
                "Both columns are scored by sclite on the same reference: the long recordings' text, with the "
                "hypotheses of decoding the reference segments one by one joined per recording. RTF: decoding "
-               "seconds per audio second; peak RSS of the decoding process.\n")
+               "seconds per audio second; peak RSS of the decoding process. Options: the long-form options of the "
+               "decode (its `command.txt`).\n")
+    if grid:
+        out.append("With `--split_pause_seconds` speech is also never joined across a pause at least that long (the "
+                   "silence between the VAD's speech regions, before their padding): the joined recordings pause 1 s "
+                   "(plus the utterances' own silences) between utterances, less between the spelled letters inside "
+                   f"one. Its value is chosen on `{args.pause_dev_set}_long` ({args.pause_dev_set}'s utterances joined "
+                   f"per speaker) among {', '.join(grid)} s: dev WER {', '.join(fmt(w) for w in grid.values())}; "
+                   f"the lowest, {best} s (ties: the longest pause), decodes the other sets (`{PAUSE_CHOSEN}/`).\n")
     out.append("|set|recordings|longest (min)|VAD segments|WER segments one by one|WER long-form|difference"
-               "|RTF segments|RTF long-form|peak RSS segments (GiB)|peak RSS long-form (GiB)|")
-    out.append("|" + "---|" * 11)
+               "|RTF segments|RTF long-form|peak RSS segments (GiB)|peak RSS long-form (GiB)|options|")
+    out.append("|" + "---|" * 12)
     out += ["|" + "|".join(r) + "|" for r in rows]
     out.append("")
 
@@ -305,9 +377,24 @@ def fallback(args, out: List[str]) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.out is None and not args.choose_split_pause:
+        parser.error("--out is required (unless --choose_split_pause)")
     if not args.studies_dir.is_dir():
         sys.exit(f"studies_report: {args.studies_dir} does not exist (run the studies' decodes first)")
+    if args.choose_split_pause:
+        from espnet_llm.studies import best_setting
+
+        grid = split_pause_grid(args)
+        if not grid:
+            sys.exit(f"studies_report: no decodes of {args.pause_dev_set}_long under "
+                     f"{args.studies_dir}/{PAUSE_GRID}<seconds>/ to choose --split_pause_seconds from")
+        best = best_setting(grid)
+        print(f"studies_report: {args.pause_dev_set}_long WER by --split_pause_seconds: "
+              f"{', '.join(f'{v}: {w:.1f}' for v, w in grid.items())}; chosen {best}", file=sys.stderr)
+        print(best)
+        return 0
     from espnet_llm.results import environment
 
     env = environment()

@@ -69,6 +69,7 @@ def test_run_studies_measures_every_study_on_tiny_models(recipe, tiny_llm_dir, w
     env = dict(os.environ, OMP_NUM_THREADS="1")
     run = subprocess.run(["./run_studies.sh", "--llm_exp", "exp/llm_tiny", "--am_exp", "exp/am_tiny",
                           "--thresholds", "0.5 0.9", "--distractors", "5", "--nthreads", "1", "--max_segment_seconds", "4",
+                          "--split_pause_grid", "0.5 1.5",
                           "--distractor_texts", str(SHARED / "text" / "gutenberg" / "austen-*.txt")],
                          cwd=recipe, capture_output=True, text=True, timeout=1500, env=env, check=False)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
@@ -77,12 +78,20 @@ def test_run_studies_measures_every_study_on_tiny_models(recipe, tiny_llm_dir, w
 
     assert (data / "test_long/text").read_text().split("\n")[0] == "fcaw-long RUBOUT G M E F THREE NINE ERASE C Q Q F SEVEN"
     assert len((data / "test_all_long/reference_segments").read_text().splitlines()) == 4
+    assert (data / "dev_long/text").read_text() == "fjlp-long NO ENTER NINE ONE SIX NINE\n"
     hotwords = (data / "hotwords/distractors.txt").read_text().splitlines()
     assert hotwords[:3] == ["THIRTEEN", "NOVEMBER", "DASHWOOD"] and len(hotwords) == 8
     studies = recipe / "exp/llm_tiny/studies"
     assert "--hotwords data/hotwords/biased.txt" in (studies / "hotwords_biased/test/command.txt").read_text()
     assert "--fallback joint --fallback_threshold 0.9" in (studies / "fallback_joint_t0.9/dev/command.txt").read_text()
     assert len((studies / "fallback_joint_t0.5/stress_nonspeech/1best_recog/fallback").read_text().splitlines()) >= 12
+    # the pause rule: the grid on dev_long, the chosen value on the long test sets (the 8-s merge decodes as they were)
+    for pause in ("0.5", "1.5"):
+        command = (studies / f"longform_greedy_pause{pause}/dev_long/command.txt").read_text()
+        assert f"--merge_segment_seconds 8 --split_pause_seconds {pause}" in command
+    chosen = (studies / "longform_pause_greedy/test_long/command.txt").read_text().split()[-1]
+    assert chosen in ("0.5", "1.5") and f"--split_pause_seconds {chosen}" in run.stdout
+    assert "--split_pause_seconds" not in (studies / "longform_greedy/test_long/command.txt").read_text()
     # the reference alignment: one CTM line a word of every test utterance, in time order inside the audio
     ref_ctm = (recipe / "exp/am_tiny/align_valid.acc.ave/test/ctm").read_text().splitlines()
     assert [line.split()[4] for line in ref_ctm[:7]] == "RUBOUT G M E F THREE NINE".split()
@@ -94,9 +103,16 @@ def test_run_studies_measures_every_study_on_tiny_models(recipe, tiny_llm_dir, w
         body = report.split(section, 1)[1].split("\n## ", 1)[0]
         assert "Not measured" not in body and "|---|" in body, (section, body)
     assert "|test_long|2|" in report and "|test_all_long|1|" in report and "|librivox_long|1|" in report
+    rows = [line for line in report.split("## Long recordings", 1)[1].split("\n## ", 1)[0].splitlines()
+            if line.startswith("|") and "--split_pause_seconds" in line]
+    assert [r.split("|")[1] for r in rows] == ["dev_long", "dev_long", "test_long", "test_all_long", "librivox_long"]
+    assert sum(r.endswith(" (dev grid: chosen)|") for r in rows) == 1
+    assert all(r.endswith(f"--split_pause_seconds {chosen}`|") for r in rows[2:])
     assert "|test|3 phrases|" in report and "|test|3 phrases + 5 distractors|" in report
     assert "|none|" in report and "|joint, threshold " in report
     assert (recipe / "RESULTS_studies_word_times.png").stat().st_size > 10000
     again = subprocess.run(["./run_studies.sh", "--llm_exp", "exp/llm_tiny", "--am_exp", "exp/am_tiny", "--step", "2",
-                            "--stop_step", "2"], cwd=recipe, capture_output=True, text=True, timeout=300, env=env)
-    assert again.returncode == 0 and again.stdout.count("is decoded: skipping") == 5
+                            "--stop_step", "2", "--max_segment_seconds", "4", "--split_pause_grid", "0.5 1.5"],
+                           cwd=recipe, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert again.stdout.count("is decoded: skipping") == 11, again.stdout  # 5 + dev + 2 grid + 3 chosen

@@ -4,9 +4,12 @@
 # sets it builds from AN4 test/dev and the LibriVox clips with espnet_llm.bin.llm_asr_inference into
 # ${llm_exp}/studies/<study>/<set>/, and the last writes RESULTS_studies.md (espnet_llm.bin.studies_report).
 #
-#   Step 1: test sets       data/{test,librivox}      -> data/{test,librivox}_long, data/test_all_long (concat),
+#   Step 1: test sets       data/{test,dev,librivox}  -> data/{test,dev,librivox}_long, data/test_all_long (concat),
 #                                                        data/stress_{speech,nonspeech}, data/hotwords/*.txt
-#   Step 2: long recordings greedy, segments one by one and long-form (VAD)  -> studies/{segments,longform}_greedy/
+#   Step 2: long recordings greedy, segments one by one and long-form (VAD)  -> studies/{segments,longform}_greedy/;
+#                           long-form with each --split_pause_seconds of the grid on dev_long
+#                           -> studies/longform_greedy_pause<s>/, the value of the lowest dev WER on the test sets
+#                           -> studies/longform_pause_greedy/
 #   Step 3: word times      speech LLM CTM; the AM's alignment of the references -> studies/wordtimes_greedy/test/
 #   Step 4: hotwords        beam 10 + CTC without / with the list / with distractors -> studies/hotwords_*/ (test)
 #   Step 5: fallback        greedy without / with --fallback joint at each threshold -> studies/fallback_*/
@@ -30,6 +33,7 @@ am_exp=exp/asr_whisper_ctc_att_nosp    # an ESPnet AM on raw audio: aligns the r
 nthreads=2              # torch threads of each decoding process
 max_segment_seconds=30  # long-form: recordings longer than this are cut by the VAD into segments at most this long
 merge_segment_seconds=8 # long-form: pauses join speech into one segment only up to this (AN4's utterances: 1-8 s)
+split_pause_grid="0.4 0.6 0.8"  # long-form: never join speech across a pause this long (s); dev_long chooses
 thresholds="0.5 0.8"      # CTC-disagreement thresholds of the fallback; dev chooses
 hotword_bonus=2.0       # score bonus per LLM token of a listed phrase
 hotword_sets="test"     # sets of the hotword study (each hypothesis runs to its length bound: costly)
@@ -61,8 +65,8 @@ decode() {  # <study> <set> <decode YAML> [llm_asr_inference options...]: ${stud
 }
 
 if [ "${step}" -le 1 ] && [ "${stop_step}" -ge 1 ]; then
-  log "Step 1: test sets: data/{test,dev,librivox} -> data/{test,librivox}_long, data/test_all_long, data/stress_*, data/hotwords"
-  for dset in test librivox; do
+  log "Step 1: test sets: data/{test,dev,librivox} -> data/{test,dev,librivox}_long, data/test_all_long, data/stress_*, data/hotwords"
+  for dset in test dev librivox; do
     [ -f "data/${dset}_long/text" ] || python -m espnet_llm.bin.datadir_tool concat --pause 1.0 "data/${dset}" "data/${dset}_long"
   done
   [ -f data/test_all_long/text ] || python -m espnet_llm.bin.datadir_tool concat --single --pause 1.0 data/test data/test_all_long
@@ -75,12 +79,34 @@ if [ "${step}" -le 1 ] && [ "${stop_step}" -ge 1 ]; then
 fi
 
 if [ "${step}" -le 2 ] && [ "${stop_step}" -ge 2 ]; then
-  log "Step 2: long recordings: data/{test,librivox}{,_long}, data/test_all_long -> ${studies}/{segments,longform}_greedy"
+  log "Step 2: long recordings: data/{test,dev,librivox}{,_long}, data/test_all_long -> ${studies}/{segments,longform}_greedy, ${studies}/longform_{greedy_pause*,pause_greedy}"
+  long_opts=(--long_form true --max_segment_seconds "${max_segment_seconds}" --merge_segment_seconds "${merge_segment_seconds}")
   for dset in test librivox; do
     decode segments_greedy "${dset}" conf/decode_llm_greedy.yaml --long_form false
-    decode longform_greedy "${dset}_long" conf/decode_llm_greedy.yaml --long_form true --max_segment_seconds "${max_segment_seconds}" --merge_segment_seconds "${merge_segment_seconds}"
+    decode longform_greedy "${dset}_long" conf/decode_llm_greedy.yaml "${long_opts[@]}"
   done
-  decode longform_greedy test_all_long conf/decode_llm_greedy.yaml --long_form true --max_segment_seconds "${max_segment_seconds}" --merge_segment_seconds "${merge_segment_seconds}"
+  decode longform_greedy test_all_long conf/decode_llm_greedy.yaml "${long_opts[@]}"
+  # the pause rule: dev_long chooses --split_pause_seconds among the grid, the long test sets are decoded with it
+  if [ -z "${split_pause_grid// /}" ]; then
+    log "No --split_pause_grid: no long-form decodes with --split_pause_seconds"
+  else
+    decode segments_greedy dev conf/decode_llm_greedy.yaml --long_form false
+    for pause in ${split_pause_grid}; do
+      decode "longform_greedy_pause${pause}" dev_long conf/decode_llm_greedy.yaml "${long_opts[@]}" --split_pause_seconds "${pause}"
+    done
+    # shellcheck disable=SC2086
+    split_pause=$(python -m espnet_llm.bin.studies_report --studies_dir "${studies}" --choose_split_pause \
+      --split_pause_grid ${split_pause_grid})
+    log "--split_pause_seconds ${split_pause}: the lowest WER on data/dev_long"
+    for dset in test_long test_all_long librivox_long; do
+      pause_dir=${studies}/longform_pause_greedy/${dset}
+      if [ -f "${pause_dir}/command.txt" ] && ! grep -qwF -- "--split_pause_seconds ${split_pause}" "${pause_dir}/command.txt"; then
+        log "${pause_dir} was decoded with another --split_pause_seconds: decoding it again"
+        rm -f "${pause_dir}/.done"
+      fi
+      decode longform_pause_greedy "${dset}" conf/decode_llm_greedy.yaml "${long_opts[@]}" --split_pause_seconds "${split_pause}"
+    done
+  fi
 fi
 
 if [ "${step}" -le 3 ] && [ "${stop_step}" -ge 3 ]; then
@@ -115,7 +141,8 @@ fi
 
 if [ "${step}" -le 6 ] && [ "${stop_step}" -ge 6 ]; then
   log "Step 6: report: ${studies} -> ${out}"
+  # shellcheck disable=SC2086
   python -m espnet_llm.bin.studies_report --studies_dir "${studies}" --ref_ctm "${am_exp}/align_${model%.pth}/test/ctm" \
-    --plot "${out%.md}_word_times.png" --out "${out}"
+    --split_pause_grid ${split_pause_grid} --plot "${out%.md}_word_times.png" --out "${out}"
 fi
 log "Done: ${out}"
