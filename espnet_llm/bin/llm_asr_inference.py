@@ -267,13 +267,12 @@ def positive_seconds(value: str) -> Optional[float]:
     """--split_pause_seconds: a number of seconds > 0 (none: off)."""
     if str_or_none(value) is None:
         return None
+    from espnet_llm.longform import check_split_pause
+
     try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return seconds
+        return check_split_pause(float(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a number of seconds > 0: {value!r}") from e
 
 
 def get_parser() -> argparse.ArgumentParser:
