@@ -29,8 +29,9 @@ def table_rows(text: str) -> list:
     return [dict(zip(header, line.strip("|").split("|"))) for line in lines[2:]]
 
 
-def run_bench(script: str, *extra: str) -> dict:
-    return {row["mode"]: row for row in table_rows(run_script(script, *extra))}
+def run_bench(script: str, *extra: str, key: str = "mode") -> dict:
+    """{row[key]: row} of the table that `script --smoke extra...` prints."""
+    return {row[key]: row for row in table_rows(run_script(script, *extra))}
 
 
 def report_sections(path: Path) -> dict:
@@ -156,7 +157,7 @@ def test_bench_decode_engines_smoke():
 
 
 def test_bench_train_smoke():
-    rows = run_bench("bench_train.py")
+    rows = run_bench("bench_train.py", key="tuning")
     assert list(rows) == ["frozen", "lora", "full"]
     trainable = {mode: int(row["trainable params"]) for mode, row in rows.items()}
     assert trainable["frozen"] < trainable["lora"] < trainable["full"]
