@@ -12,8 +12,10 @@ Usage:
 
 Each decode dir's `<set>/text` is scored against `--ref` with sclite (espnet_llm.bin.wer_score; an existing
 `<set>/score_wer/result.json` newer than the text is reused). The config of the lowest WER (ties: the earlier in
---configs, so list the grid from the plainest point) is copied to --out under a header that names the grid and the
-winner; --table gets the grid's WERs as a Markdown table. Only the dev set is read: the test sets stay unseen.
+--configs, so list the grid from the plainest point) is copied to --out under a header that names the grid, the
+winner and its decode dir (`# Decoded in: <dir>`: the recipe takes that dir's dev decoding for the tuned config's
+instead of decoding dev again); --table gets the grid's WERs as a Markdown table. Only the dev set is read: the test
+sets stay unseen.
 """
 import argparse
 import json
@@ -81,7 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     body = [line for line in args.configs[best].read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
     header = [f"# Tuned on {args.set} (lowest WER of {len(wers)} grid points, {wers[best]:.1f} %): "
               f"{grid_label(args.configs[best])}.",
-              f"# Grid: {args.table or ', '.join(str(c) for c in args.configs)}"]
+              f"# Grid: {args.table or ', '.join(str(c) for c in args.configs)}",
+              f"# Decoded in: {args.decode_dirs[best]}"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text("\n".join(header + body) + "\n", encoding="utf-8")

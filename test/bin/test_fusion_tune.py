@@ -32,6 +32,7 @@ def test_the_lowest_dev_wer_wins_and_the_grid_is_recorded(tmp_path):
     tuned = yaml.safe_load(out.read_text())
     assert tuned["lm_weight"] == 0.3 and tuned["penalty"] == 1 and tuned["fusion"] == "delayed"  # tie: the earlier
     assert out.read_text().startswith("# Tuned on dev (lowest WER of 4 grid points, 0.0 %): lm_weight=0.3, penalty=1.")
+    assert f"\n# Decoded in: {dirs[1]}\n" in out.read_text()  # the recipe reuses the winner's dev decoding
     rows = table.read_text().splitlines()
     assert rows[0] == "|grid point|dev WER|#Sub|#Del|#Ins|"
     assert rows[2] == "|lm_weight=0.1, penalty=1|16.7|1|0|0|"

@@ -131,6 +131,7 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
                "--asr_inference_config", "conf/decode_asr_tiny.yaml conf/decode_asr_ctc_greedy.yaml",
                "--fusion_inference_configs", "conf/decode_asr_fusion_delayed.yaml",
                "--fusion_tune_grid", "lm_weight=0.1,0.5", "--llm_asr_first_config", "", "--llm_test_sets", "test",
+               "--test_sets", "test dev",
                "--results_compare", "Tiny=exp/asr_tiny_nosp,exp/llm_asr_tiny_ft_tiny_synth,exp/llm_asr_tiny_ft_tiny-random_synth"]
     run = subprocess.run([str(recipe / "run.sh"), *compare, "--stage", "5"], cwd=recipe, capture_output=True,
                          text=True, timeout=1200, env=env, check=False)
@@ -145,6 +146,11 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     assert (grid / "decode_asr_fusion_delayed_devtuned.yaml").read_text().startswith("# Tuned on dev_sub30")
     tuned = recipe / "exp/asr_tiny_nosp/decode_asr_fusion_delayed_devtuned_tiny-random_valid.acc.ave"
     assert len((tuned / "test_sub30/text").read_text().splitlines()) == 30
+    # dev: the chosen grid point's decoding, copied, not decoded a second time
+    chosen = (grid / "decode_asr_fusion_delayed_devtuned.yaml").read_text().split("# Decoded in: ")[1].split("\n")[0]
+    assert (tuned / "dev_sub30/text").read_text() == (recipe / chosen / "dev_sub30/text").read_text()
+    assert f"-> {tuned.relative_to(recipe)}/dev_sub30/text" not in run.stdout
+    assert f"{tuned.relative_to(recipe)}/dev_sub30: the chosen grid point's decoding ({chosen}/dev_sub30)" in run.stdout
     assert not (tuned.parent / "decode_tune_asr_fusion_delayed_lm_weight0.1_tiny-random_valid.acc.ave/test_sub30").exists()
     assert (recipe / "exp/asr_tiny_nosp/decode_asr_ctc_greedy_valid.acc.ave/test_sub30/score_wer/result.json").is_file()
     results = (recipe / "RESULTS.md").read_text()

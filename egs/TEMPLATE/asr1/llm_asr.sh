@@ -375,10 +375,13 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
 fi
 
 # Decoding (stages 10, 11): split the set over ${inference_nj} jobs, decode, merge 1best_recog/.
+decode_tag() {  # <inference config> <tag suffix> <model file>: the decode dir's name in the exp dir
+  echo "decode_$(basename "$1" .yaml | sed 's/^decode_//')$2_$(basename "$3" .pth)"
+}
 decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python module> <fbank|raw> <sets> [<tag suffix> <decoder options>...]
   local _stage=$1 _exp=$2 _conf=$3 _model=$4 _module=$5 _input=$6 _sets=$7 _suffix=${8:-} _tag _dir _f _lock
   shift $(( $# < 8 ? $# : 8 )); local _extra=("$@")  # e.g. the fusion's --llm
-  _tag=decode_$(basename "${_conf}" .yaml | sed 's/^decode_//')${_suffix}_$(basename "${_model}" .pth)
+  _tag=$(decode_tag "${_conf}" "${_suffix}" "${_model}")
   for dset in ${_sets}; do
     _dir=${_exp}/${_tag}/${dset}
     if [ -f "${_dir}/text" ] && [ "${_dir}/text" -nt "${_exp}/${_model}" ] && [ "$(wc -l < "${_dir}/text")" = "$(wc -l < "data/${dset}/text")" ]; then
@@ -441,12 +444,23 @@ tune_fusion() {  # <fusion YAML>: decode ${valid_set} over --fusion_tune_grid, s
     ${python} -m espnet_llm.bin.config_overlay --base "${_conf}" "${_sets[@]}" --out "${_yaml}"
     decode_sets 10 "${asr_exp}" "${_yaml}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference "${asr_input}" \
       "${valid_set}" "${llm_text_tag}" --llm "$(fusion_llm_of "${_conf}")"
-    _dirs+=("${asr_exp}/decode_$(basename "${_yaml}" .yaml)${llm_text_tag}_$(basename "${asr_inference_model}" .pth)")
+    _dirs+=("${asr_exp}/$(decode_tag "${_yaml}" "${llm_text_tag}" "${asr_inference_model}")")
     _yamls+=("${_yaml}")
   done
   tuned_conf=${_grid}/${_name}_devtuned.yaml
   ${python} -m espnet_llm.bin.fusion_tune --configs "${_yamls[@]}" --decode_dirs "${_dirs[@]}" --set "${valid_set}" \
     --ref "data/${valid_set}/text" --out "${tuned_conf}" --table "${_grid}/${_name}_grid.md"
+  # the tuned config is the chosen grid point's: its ${valid_set} decoding stands for the tuned one (not decoded twice)
+  local _from _to
+  _from=$(sed -n 's/^# Decoded in: //p' "${tuned_conf}")/${valid_set}
+  _to=${asr_exp}/$(decode_tag "${tuned_conf}" "${llm_text_tag}" "${asr_inference_model}")
+  if [[ " ${test_sets} " == *" ${valid_set} "* ]] && [ -f "${_from}/text" ] && [ "${_from}/text" -nt "${_to}/${valid_set}/text" ]; then
+    log "Stage 10: ${_to}/${valid_set}: the chosen grid point's decoding (${_from})"
+    rm -rf "${_to}/.${valid_set}.tmp"; mkdir -p "${_to}"
+    cp -a "${_from}" "${_to}/.${valid_set}.tmp"; rm -f "${_to}/.${valid_set}.tmp/.lock"
+    rm -rf "${_to:?}/${valid_set}"; mv "${_to}/.${valid_set}.tmp" "${_to}/${valid_set}"
+    echo "{\"decode_config\": \"${tuned_conf}\", \"fusion_llm\": \"$(fusion_llm_of "${tuned_conf}")\"}" > "${_to}/meta.json"
+  fi
 }
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${asr_config}" ]; then
   for conf in ${asr_inference_config}; do  # e.g. beam search + CTC, and CTC greedy
@@ -486,9 +500,9 @@ fi
 
 if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
   log "Stage 13: Report: ${expdir}/*/decode_*/*/score_* -> ${results} (significance against the AM's decoding)"
-  _base=${asr_exp}/decode_$(basename "${asr_inference_config%% *}" .yaml | sed 's/^decode_//')_$(basename "${asr_inference_model}" .pth)
+  _base=${asr_exp}/$(decode_tag "${asr_inference_config%% *}" "" "${asr_inference_model}")
   _opts=(); [ -d "${_base}" ] && _opts=(--baseline "${_base}")
-  _llm_ref=""; for conf in ${llm_inference_config}; do _llm_ref=decode_$(basename "${conf}" .yaml | sed 's/^decode_//')_$(basename "${llm_inference_model}" .pth); done
+  _llm_ref=""; for conf in ${llm_inference_config}; do _llm_ref=$(decode_tag "${conf}" "" "${llm_inference_model}"); done
   if [ -n "${results_compare}" ]; then
     IFS=';' read -ra _blocks <<< "${results_compare}"
     for _b in "${_blocks[@]}"; do _opts+=(--compare "${_b}"); done
