@@ -16,7 +16,7 @@ WORDS = "yes no rubout one two three four five six seven eight nine zero enter e
 
 
 def tiny_llm_config(arch: str, vocab_size: int):
-    """A tiny config of one of the causal LM architectures the tests train on (1 layer, 16 dims)."""
+    """A tiny config of one of the causal LM architectures the tests train on (1 layer, Gemma 3: 2; 16 dims)."""
     import transformers
 
     common = dict(vocab_size=vocab_size, bos_token_id=0, eos_token_id=0, tie_word_embeddings=True,
@@ -26,13 +26,18 @@ def tiny_llm_config(arch: str, vocab_size: int):
     sizes = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
                  max_position_embeddings=512)
     classes = {"llama": transformers.LlamaConfig, "qwen2": transformers.Qwen2Config, "phi": transformers.PhiConfig,
-               "gemma": transformers.GemmaConfig}
-    extra = {"gemma": dict(head_dim=8, num_key_value_heads=1)}.get(arch, dict(num_key_value_heads=2))
+               "gemma": transformers.GemmaConfig, "gemma3": transformers.Gemma3TextConfig}
+    # Gemma 3: a sliding-window layer (a window of 4 positions, shorter than any speech prefix) before a global one
+    extra = {"gemma": dict(head_dim=8, num_key_value_heads=1),
+             "gemma3": dict(head_dim=8, num_key_value_heads=1, num_hidden_layers=2, sliding_window=4,
+                            layer_types=["sliding_attention", "full_attention"], pad_token_id=0)}
+    extra = extra.get(arch, dict(num_key_value_heads=2))
+    sizes.update({k: extra.pop(k) for k in list(extra) if k in sizes})
     return classes[arch](**sizes, **extra, **common)
 
 
 def save_tiny_llm(path: Path, seed: int = 0, arch: str = "llama") -> Path:
-    """A tiny causal LM of `arch` (llama, qwen2, gpt2, phi, gemma) with the shared byte-level BPE tokenizer."""
+    """A tiny causal LM of `arch` (llama, qwen2, gpt2, phi, gemma, gemma3) with the shared byte-level BPE tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -60,7 +65,7 @@ def tiny_llm_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def make_tiny_llm(tmp_path_factory):
-    """make_tiny_llm(arch, seed=0) -> a tiny causal LM dir of that architecture (llama, qwen2, gpt2, phi, gemma),
+    """make_tiny_llm(arch, seed=0) -> a tiny causal LM dir of that architecture (llama, qwen2, gpt2, phi, gemma, gemma3),
     one per (arch, seed) for the whole test session."""
     made = {}
 

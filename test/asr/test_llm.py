@@ -73,14 +73,15 @@ def test_merge_lora_and_save_round_trip(tiny_llm_dir, tmp_path):
 
 
 @pytest.mark.parametrize("arch,expected", [("llama", {"q_proj", "v_proj"}), ("qwen2", {"q_proj", "v_proj"}),
-                                           ("gpt2", {"c_attn"}), ("phi", None), ("gemma", {"q_proj", "v_proj"})])
+                                           ("gpt2", {"c_attn"}), ("phi", None), ("gemma", {"q_proj", "v_proj"}),
+                                           ("gemma3", {"q_proj", "v_proj"})])
 def test_lora_targets_default_to_peft_per_architecture(make_tiny_llm, arch, expected):
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
     llm_dir = make_tiny_llm(arch)
     model = load_causal_lm(llm_dir, tuning="lora", lora_conf=dict(r=2, alpha=4))  # no target_modules
     adapted = {n.split(".")[-4] for n in trainable_names(model) if "lora_A" in n}
-    expected = expected or set(TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING[arch])
+    expected = expected or set(TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING[arch])  # (gemma3: gemma3_text)
     assert adapted == expected
     named = load_causal_lm(llm_dir, tuning="lora", lora_conf=dict(r=2, target_modules="all-linear"))
     every_linear = {n.split(".")[-4] for n in trainable_names(named) if "lora_A" in n}

@@ -79,19 +79,27 @@ def test_left_pad_and_max_output_length():
 
 
 def tiny_other_llm(family, seed):
-    """A tiny GPT-2 or Qwen2 (the other families `--llm PATH` accepts), same vocabulary and width."""
-    from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+    """A tiny GPT-2, Gemma 3 (a sliding-window layer of 3 positions, shorter than the prefixes, then a global one)
+    or Qwen2 (other families `--llm PATH` accepts), same vocabulary and width."""
+    from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config, GPT2LMHeadModel, Qwen2Config,
+                              Qwen2ForCausalLM)
 
     torch.manual_seed(seed)
     if family == "gpt2":
         config = GPT2Config(vocab_size=VOCAB, n_embd=DIM, n_layer=2, n_head=2, n_positions=128, eos_token_id=EOS)
         return GPT2LMHeadModel(config).eval()
+    if family == "gemma3":
+        config = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=DIM, intermediate_size=32, num_hidden_layers=2,
+                                  num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=128,
+                                  eos_token_id=EOS, pad_token_id=0, sliding_window=3,
+                                  layer_types=["sliding_attention", "full_attention"])
+        return Gemma3ForCausalLM(config).eval()
     config = Qwen2Config(vocab_size=VOCAB, hidden_size=DIM, intermediate_size=32, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128, eos_token_id=EOS)
     return Qwen2ForCausalLM(config).eval()
 
 
-@pytest.mark.parametrize("family", ["gpt2", "qwen2"])
+@pytest.mark.parametrize("family", ["gpt2", "qwen2", "gemma3"])
 def test_other_llm_families_batched_equals_full_forward(family):
     llm = tiny_other_llm(family, seed=0)
     with torch.no_grad():

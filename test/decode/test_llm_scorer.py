@@ -67,6 +67,27 @@ def test_cached_scores_equal_full_prefix_with_reordering():
     torch.testing.assert_close(scorer.batch_score(ys, states, x.expand(3, -1, -1))[0], scorer.score_full_prefix(ys))
 
 
+def test_a_sliding_window_llm_scores_as_its_full_forward_with_reordering():
+    """Gemma 3's sliding-window layers (a window of 3 positions, shorter than the prefix) in the beam state."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=DIM, intermediate_size=32, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=128,
+                              eos_token_id=EOS, pad_token_id=0, sliding_window=3,
+                              layer_types=["sliding_attention", "full_attention"])
+    scorer = LLMPrefixScorer(Gemma3ForCausalLM(config).eval(), torch.randn(6, DIM))
+    x = torch.zeros(10, 4)
+    ys = torch.tensor([[EOS]])
+    states = [scorer.batch_init_state(x)]
+    for step, prev in enumerate([[0, 0, 0], [2, 0, 1], [1, 1, 2], [0, 2, 2]]):
+        logp, new_states = scorer.batch_score(ys, states, x.expand(len(ys), -1, -1))
+        torch.testing.assert_close(logp, scorer.score_full_prefix(ys), atol=1e-5, rtol=1e-5)
+        ys = torch.cat([ys[prev], torch.tensor([[(3 + 2 * step + i) % VOCAB] for i in range(len(prev))])], dim=1)
+        states = [scorer.select_state(new_states, i) for i in prev]
+    torch.testing.assert_close(scorer.batch_score(ys, states, x.expand(3, -1, -1))[0], scorer.score_full_prefix(ys))
+
+
 def test_states_from_separate_caches_are_batched():
     """States made one by one (ESPnet's plain BeamSearch path) concatenate into one batch correctly."""
     scorer = LLMPrefixScorer(tiny_llm(), torch.randn(4, DIM))

