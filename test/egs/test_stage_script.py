@@ -369,3 +369,17 @@ def test_stage_7_converts_a_gguf_file_given_as_llm(recipe):
     name = Path(gguf).name[:-len(".gguf")]
     assert f"Stage 7: LLM preparation: {gguf} -> exp/llm/{name};" in result.stdout
     assert is_complete_hf_dir(recipe / "exp" / "llm" / name) and not (recipe / "exp" / "llm" / name).is_symlink()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--parts", "bogus"], "Error: --parts bogus: whisper, scratch, random or second_llm"),
+    (["--parts", "second_llm"], "Error: --parts second_llm needs --second_llm DIR_OR_GGUF (got '')"),
+    (["--parts", "second_llm", "--second_llm", "/no/such.gguf"],
+     "Error: --parts second_llm needs --second_llm DIR_OR_GGUF (got '/no/such.gguf')"),
+])
+def test_run_compare_refuses_unknown_parts_and_a_missing_second_llm(recipe, args, message):
+    before = tree(recipe.parents[2])
+    result = subprocess.run([str(recipe / "run_compare.sh"), *args], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 2 and message in result.stdout + result.stderr
+    assert tree(recipe.parents[2]) == before

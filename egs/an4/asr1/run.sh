@@ -17,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # RESULTS.md's comparison table (run_compare.sh makes the systems; a block shows the ones that exist)
 compare="Whisper tiny.en encoder on both roads=exp/asr_whisper_ctc_att_nosp,exp/llm_asr_whisper_ft_lora"
-compare+=",exp/llm_asr_whisper_ft_lora_smollm2-135m-random;Conformer AM from scratch=exp/asr_conformer_ep40,exp/asr_conformer"
+compare+=",exp/llm_asr_whisper_ft_lora_smollm2-135m-random,exp/llm_asr_whisper_ft_lora_gemma-3-270m-q4_k_m"
+compare+=";Conformer AM from scratch=exp/asr_conformer_ep40,exp/asr_conformer"
 
 ../../TEMPLATE/asr1/llm_asr.sh \
   --train_set train --valid_set dev --test_sets "test dev" --llm_test_sets "test dev librivox cards" \

