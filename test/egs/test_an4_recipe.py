@@ -139,6 +139,8 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     assert json.loads((recipe / "exp/llm/tiny-random/random_init.json").read_text())["seed"] == 0
     assert "data/train_sub30/text,text,text" in (recipe / "exp/asr_tiny_nosp/train.log").read_text()
     assert (recipe / "exp/llm_text_an4_tiny-random/.done").is_file()
+    # stage 8 tunes only the text LLMs the fusions use: delayed fusion reads words, no LLM on the AM's units
+    assert [p.name for p in (recipe / "exp").glob("llm_text_an4*tiny-random")] == ["llm_text_an4_tiny-random"]
     assert (recipe / "exp/llm_asr_tiny_ft_tiny-random_synth/valid.acc.ave.pth").exists()
     grid = recipe / "exp/asr_tiny_nosp/fusion_tune_tiny-random"
     rows = (grid / "decode_asr_fusion_delayed_grid.md").read_text().splitlines()

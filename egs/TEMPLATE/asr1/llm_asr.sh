@@ -220,6 +220,9 @@ for s in ${llm_train_extra_sets}; do llm_train_parts+=" ${s}"; llm_train_set+="_
 if [ "${token_type}" = char ]; then token_dir=data/token_list/char; else token_dir=data/token_list/${token_type}${nbpe}; fi
 text_llm_dir=${expdir}/llm_text_${text_llm_corpus}${llm_text_tag}  # stage 8: the LLM tuned on the transcripts
 text_unit_llm_dir=${expdir}/llm_text_${text_llm_corpus}_${token_dir##*/}${llm_text_tag}  # ... on the AM's units
+fusion_llm_of() {  # <fusion YAML>: stage 8's text LLM it fuses (label-wise: the one on the AM's units)
+  if grep -Eq '^fusion:[[:space:]]*labelwise' "$1"; then echo "${text_unit_llm_dir}"; else echo "${text_llm_dir}"; fi
+}
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   log "Stage 1: Data preparation: corpus -> data/{train,dev,test}"
@@ -313,11 +316,15 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
 fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${fusion_inference_configs}" ]; then  # fusion's LLMs
-  log "Stage 8: Text LLM: data/${train_set}/text + ${llm_dir} -> ${text_llm_dir}, ${text_unit_llm_dir}"
-  # shellcheck disable=SC2086
-  ${python} -m espnet_llm.bin.llm_text_train --llm "${llm_dir}" --text "data/${train_set}/text" \
-    --out_dir "${text_llm_dir}" ${text_llm_args}
-  if [ "${token_type}" != char ]; then  # the same LLM on the AM's units, for label-wise fusion
+  _needed=$(for conf in ${fusion_inference_configs}; do fusion_llm_of "${conf}"; done | sort -u)  # only those fused
+  log "Stage 8: Text LLM: data/${train_set}/text + ${llm_dir} -> $(echo "${_needed}" | tr '\n' ' ')"
+  if grep -qxF "${text_llm_dir}" <<< "${_needed}"; then
+    # shellcheck disable=SC2086
+    ${python} -m espnet_llm.bin.llm_text_train --llm "${llm_dir}" --text "data/${train_set}/text" \
+      --out_dir "${text_llm_dir}" ${text_llm_args}
+  fi
+  if [ "${token_type}" != char ] && grep -qxF "${text_unit_llm_dir}" <<< "${_needed}"; then
+    # the same LLM on the AM's units, for label-wise fusion
     # shellcheck disable=SC2086
     ${python} -m espnet_llm.bin.llm_text_train --llm "${llm_dir}" --text "data/${train_set}/text" --units am \
       --token_list "${token_dir}/tokens.txt" --bpemodel "${token_dir}/bpe.model" \
@@ -428,9 +435,6 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     done
     exec {_lock}>&-
   done
-}
-fusion_llm_of() {  # <fusion YAML>: stage 8's text LLM it fuses (label-wise: the one on the AM's units)
-  if grep -Eq '^fusion:[[:space:]]*labelwise' "$1"; then echo "${text_unit_llm_dir}"; else echo "${text_llm_dir}"; fi
 }
 tune_fusion() {  # <fusion YAML>: decode ${valid_set} over --fusion_tune_grid, score; sets tuned_conf (lowest WER)
   local _conf=$1 _name _grid=${asr_exp}/fusion_tune${llm_text_tag} _points=("") _new _p _q _v _key _yaml _dirs=() _yamls=() _sets
