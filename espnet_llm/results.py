@@ -243,7 +243,8 @@ def decoding_mode(decode_tag: str) -> str:
     mode, model = (match.group("mode"), match.group("model")) if match else (decode_tag, "")
     mode = re.sub(r"^(llm|asr)_", "", mode)
     tuned = mode.endswith("_devtuned")
-    mode = re.sub(r"^fusion_(\w+?)(_devtuned)?$", r"\1_fusion", mode)
+    mode = re.sub(r"_devtuned$", "", mode)
+    mode = re.sub(r"^fusion_(\w+)$", r"\1_fusion", mode)
     mode = mode + " tuned on dev" if tuned else mode
     return mode if model in ("", "valid.acc.ave") else f"{mode} ({model})"
 
@@ -423,13 +424,18 @@ def fusion_llm_name(system: System) -> Optional[str]:
 
 
 def _decode_weights(system: System) -> str:
-    """The fusion weights of a decode config tuned on dev (`..._devtuned.yaml`), e.g. `lm_weight 0.3, penalty 1`."""
+    """The weights of a decode config tuned on dev (`..._devtuned.yaml`), e.g. `lm_weight 0.3, penalty 1`: those its
+    grid set (fusion_tune's header names the chosen point), else its lm_weight, penalty and word_bonus."""
     config = system.meta.get("decode_config")
     if not config or "devtuned" not in str(config) or not Path(str(config)).is_file():
         return ""
     import yaml
 
-    conf = yaml.safe_load(Path(str(config)).read_text(encoding="utf-8")) or {}
+    text = Path(str(config)).read_text(encoding="utf-8")
+    chosen = re.match(r"# Tuned on .*? grid points, [^)]*\): (.*)\.\n", text)
+    if chosen:
+        return chosen.group(1).replace("=", " ")
+    conf = yaml.safe_load(text) or {}
     keys = [k for k in ("lm_weight", "penalty", "word_bonus") if k in conf]
     return ", ".join(f"{k} {conf[k]}" for k in keys)
 

