@@ -53,11 +53,13 @@ for part in ${parts}; do
     second_llm)
              [ -e "${second_llm}" ] || { log "Error: --parts second_llm needs --second_llm DIR_OR_GGUF (got '${second_llm}')"; exit 2; }
              log "Part 4: ${second_llm} as the fusion LM of both AMs and as the speech LLM's decoder"
+             # stages 7-9 and 11 with the Whisper-encoder AM (the speech LLM does not depend on the AM), then the
+             # conformer's fusions (stage 10; stage 8's text LLM is the same) and the scores of both
+             # shellcheck disable=SC2086
+             ./run.sh "${common[@]}" "${whisper_am[@]}" --llm "${second_llm}" --stage 7 --stop_stage 11 ${run_args}
              # shellcheck disable=SC2086
              ./run.sh "${common[@]}" --asr_config conf/tuning/train_asr_conformer_ep40.yaml --llm "${second_llm}" \
-               --stage 7 --stop_stage 10 ${run_args}
-             # shellcheck disable=SC2086
-             ./run.sh "${common[@]}" "${whisper_am[@]}" --llm "${second_llm}" --stage 7 --stop_stage 12 ${run_args} ;;
+               --stage 10 --stop_stage 12 ${run_args} ;;
     *) log "Error: --parts ${part}: whisper, scratch, random or second_llm"; exit 2 ;;
   esac
 done
