@@ -7,7 +7,7 @@
 #      tuned on dev too), and the default speech LLM;
 #   2. the conformer AM from scratch, 40 epochs (conf/tuning/train_asr_conformer_ep40.yaml), alone and fused;
 #   3. SmolLM2-135M's architecture randomly initialised (--llm_random_init true): the speech LLM and the fusion LM;
-#   4. a second pre-trained LLM (--second_llm, a HF directory or GGUF file; README: Gemma 3 270M from PyPI) as the
+#   4. a second pre-trained LLM (--second_llm, a HF directory or GGUF file; docs/ARCHITECTURE.md: Gemma 3) as the
 #      fusion LM of both AMs and as the speech LLM's decoder (only with --parts ... second_llm).
 # Stage 13 then writes RESULTS_compare.md with the comparison table first (run.sh's --results_compare). A finished system is
 # not trained or decoded again, so a stopped comparison continues where it stopped.
