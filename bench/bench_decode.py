@@ -31,6 +31,7 @@ Modes (each over the same utterances, one at a time, after one warm-up utterance
     llm_greedy_speculative  greedy search verifying the CTC head's best path as a draft (--draft_window tokens per
                           LLM forward; same output, checked); the share of draft tokens accepted, forwards per token
     llm_greedy_batchN     the same, N utterances a batch (--greedy_batch_size; offline throughput, same output)
+    llm_greedy_speculative_batchN  speculative greedy, N utterances a batch (forwards per token: batched forwards)
     llm_beam              the speech LLM, ESPnet beam search with the KV-cache LLM scorer
     llm_beam_ctc          + joint CTC prefix scores (--ctc_weight; only for a model with a CTC head)
     <mode>@<engine>_<precision>  the speech-LLM modes again with the LLM's forward on another engine (--engines,
@@ -137,11 +138,16 @@ def llm_modes(args, utterances, device):
                 plain = next((r for r in engine_rows if r["mode"] == "llm_greedy" + tag), None)
                 if plain is not None and [h[1] for h in row["hyps"]] != [h[1] for h in plain["hyps"]]:
                     row["mode"] += " (DIFFERENT OUTPUT)"
-        greedy_s2t = Speech2TextLLM(model, tokenizer, **kwargs)
-        if args.greedy_batch_size > 1 and (not args.llm_modes or "llm_greedy_batch" in args.llm_modes):
+        batched = [(f"llm_greedy_batch{args.greedy_batch_size}", Speech2TextLLM(model, tokenizer, **kwargs))]
+        if getattr(model, "ctc", None) is not None:
+            batched.append((f"llm_greedy_speculative_batch{args.greedy_batch_size}", Speech2TextLLM(
+                model, tokenizer, speculative=True, draft_window=args.draft_window, **kwargs)))
+        for name, s2t in batched if args.greedy_batch_size > 1 else []:
+            if args.llm_modes and name.rstrip("0123456789") not in args.llm_modes:
+                continue
             n = args.greedy_batch_size
 
-            def decode_all(speeches, s2t=greedy_s2t):
+            def decode_all(speeches, s2t=s2t):
                 hyps = []
                 for i in range(0, len(speeches), n):
                     chunk = speeches[i:i + n]
@@ -150,12 +156,20 @@ def llm_modes(args, utterances, device):
                     hyps += [nbest[0] for nbest in s2t.decode_batch(padded, lengths)]
                 return hyps
 
-            at = 1 if engine_rows and engine_rows[0]["mode"] == "llm_greedy" + tag else 0
-            engine_rows.insert(at, run_mode(f"llm_greedy_batch{n}{tag}", lambda s: greedy_s2t(s)[0], forward,
-                                            utterances, device, decode_all))
-            if at:
-                same = [h[0] for h in engine_rows[0]["hyps"]] == [h[0] for h in engine_rows[1]["hyps"]]
-                engine_rows[1]["mode"] += "" if same else " (DIFFERENT OUTPUT)"
+            row = run_mode(name + tag, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device, decode_all)
+            if s2t.speculative:  # the warm-up utterance's draft work is in the statistics too
+                d = s2t.draft_stats
+                row["draft_accepted"] = d.accepted / max(d.proposed, 1)
+                row["forwards_per_token"] = d.batch_forwards / max(d.tokens, 1)
+            plain = next((r for r in engine_rows if r["mode"] == "llm_greedy" + tag), None)
+            if plain is not None and [h[1] for h in row["hyps"]] != [h[1] for h in plain["hyps"]]:
+                row["mode"] += " (DIFFERENT OUTPUT)"
+            # beside its one-at-a-time counterpart (else after the other greedy rows)
+            modes = [r["mode"].split(" ")[0] for r in engine_rows]
+            base = name.rsplit("_batch", 1)[0] + tag
+            greedy = [i for i, m in enumerate(modes) if m.startswith("llm_greedy")]
+            at = modes.index(base) + 1 if base in modes else (greedy[-1] + 1 if greedy else 0)
+            engine_rows.insert(at, row)
         if tag:  # the share of utterances whose 1-best equals the reference engine's in the same mode
             reference = {r["mode"].split(" ")[0]: r for r in rows}
             for row in engine_rows:

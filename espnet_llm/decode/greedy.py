@@ -118,12 +118,14 @@ def greedy_search(
 
 
 class DraftStats(NamedTuple):
-    """What speculative decoding did: draft tokens proposed and accepted, LLM forwards after the prefill, tokens out."""
+    """What speculative decoding did: draft tokens proposed and accepted, LLM forwards after the prefill (an
+    utterance's share of a batched forward counts one per utterance), tokens out, and batched forwards run."""
 
     proposed: int
     accepted: int
     forwards: int
     tokens: int
+    batch_forwards: int = 0
 
 
 def _greedy_choice(logp: torch.Tensor, tokens: List[int], min_len: int, eos: int,
@@ -147,6 +149,46 @@ def _realign(draft: Sequence[int], at: int, token: int, look: int = 2) -> int:
     return at + 1
 
 
+class _Row:
+    """One utterance's progress in speculative search."""
+
+    def __init__(self, draft: List[int], max_len: int, min_len: int):
+        self.draft, self.max_len, self.min_len = draft, max_len, min_len
+        self.tokens: List[int] = []
+        self.score, self.ended, self.done, self.at = 0.0, False, False, 0
+        self.feed: List[int] = []  # the token taken last, not yet in the cache
+        self.proposal: List[int] = []
+
+    def propose(self, window: int) -> List[int]:
+        """The inputs of the next forward: the fed token and the next draft tokens (none when done)."""
+        room = self.max_len - len(self.tokens)
+        self.proposal = [] if self.done else self.draft[self.at: self.at + min(window, room)]
+        return [] if self.done else self.feed + self.proposal
+
+    def verify(self, rows: torch.Tensor, eos: int, repeat_stop) -> int:
+        """Take tokens as greedy search does from `rows` (rows[j]: the logits after the history and proposal[:j]);
+        return how many proposal tokens were accepted (they and the fed token stay in the cache)."""
+        j = 0
+        while True:
+            logp = torch.log_softmax(rows[j].float(), dim=-1)
+            token = _greedy_choice(logp, self.tokens, self.min_len, eos, repeat_stop)
+            self.score += float(logp[token])
+            if token == eos:
+                self.ended = self.done = True
+                return j
+            self.tokens.append(token)
+            if len(self.tokens) >= self.max_len:
+                self.done = True
+                return j
+            if j < len(self.proposal) and token == self.proposal[j]:
+                j += 1
+                continue
+            # `token` differs from the proposal, or follows all of it: it is not in the cache yet
+            self.feed = [token]
+            self.at = _realign(self.draft, self.at + j, token)
+            return j
+
+
 @torch.no_grad()
 def speculative_greedy_search(
     llm: torch.nn.Module,
@@ -160,67 +202,78 @@ def speculative_greedy_search(
 ) -> Tuple[List[GreedyResult], DraftStats]:
     """Greedy search that verifies a draft transcript (e.g. the CTC head's best path, in LLM token ids) instead of
     taking one LLM step per token: the draft's next `window` tokens (then EOS) are run through the LLM in one
-    forward, the longest run of them that greedy search would choose is accepted, the first token it would choose
-    otherwise is taken from the same forward, and the KV cache is cut back to what was accepted.
+    forward, the longest run of them that greedy search would choose is accepted, and the first token it would
+    choose otherwise is taken from the same forward.
 
     Every token is the argmax that plain greedy search takes given the same history, with the same min-length and
     repetition rules, so the output is `greedy_search`'s, whatever the draft (a bad draft only costs time); logits
     computed over several positions at once can differ from one-by-one steps in the last float bits.
-    One utterance at a time (no padding). Args as `greedy_search`, plus `drafts`: one list of token ids per
-    utterance. Returns the results and the draft statistics summed over the utterances.
+
+    Batched: the prefixes are left-padded as in `greedy_search`, and every forward runs each unfinished row's
+    inputs, right-padded to the longest. A row's rejected draft tokens and padding stay in the KV cache but are
+    masked out of attention (position ids count only what was accepted), so each row sees what it would see
+    alone; the columns no row still needs are cropped off the cache after each forward (with one utterance: every
+    rejected token). LLMs with sliding-window layers decode one utterance at a time (holes in the cache would
+    stretch their windows).
+
+    Args as `greedy_search`, plus `drafts`: one list of token ids per utterance, and `window`: draft tokens per
+    forward. Returns the results and the draft statistics summed over the utterances.
     """
     n = len(prefixes)
     if not (len(drafts) == len(max_lens) == n):
         raise ValueError(f"{n} prefixes, {len(drafts)} drafts and {len(max_lens)} max_lens")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if any(int(m) < 1 for m in max_lens):
+        raise ValueError(f"max_lens must be >= 1 (EOS included), got {list(max_lens)}")
     min_lens = list(min_lens) if min_lens is not None else [0] * n
     embed = llm.get_input_embeddings()
-    results, proposed, accepted, forwards, emitted = [], 0, 0, 0, 0
-    for prefix, draft, max_len, min_len in zip(prefixes, drafts, max_lens, min_lens):
-        draft = [int(t) for t in draft if int(t) != eos] + [eos]
-        cache = DynamicCache()
-        out = llm(inputs_embeds=prefix[None].to(embed.weight.dtype), past_key_values=cache, use_cache=True,
-                  logits_to_keep=1)
-        head = out.logits[0, -1:]  # (1, Vocab): predicts the first token
-        cached = prefix.shape[0]
-        tokens: List[int] = []
-        score, ended, feed, at = 0.0, False, [], 0  # feed: tokens taken but not yet in the cache
-        while True:
-            room = max_len - len(tokens)
-            proposal = draft[at: at + min(window, room)]
-            inputs = feed + proposal
-            if inputs:
-                out = llm(inputs_embeds=embed(torch.tensor([inputs], device=prefix.device)), past_key_values=cache,
-                          use_cache=True)
-                forwards += 1
-                rows = out.logits[0, len(feed) - 1:] if feed else torch.cat([head, out.logits[0]])
-            else:
-                rows = head
-            proposed += len(proposal)
-            j, stop = 0, False  # rows[j] predicts the token after the history and proposal[:j]
-            while True:
-                logp = torch.log_softmax(rows[j].float(), dim=-1)
-                token = _greedy_choice(logp, tokens, min_len, eos, repeat_stop)
-                score += float(logp[token])
-                if token == eos:
-                    ended = stop = True
-                    break
-                tokens.append(token)
-                if len(tokens) >= max_len:
-                    stop = True
-                    break
-                if j < len(proposal) and token == proposal[j]:
-                    j += 1
-                    continue
-                break  # `token` differs from the proposal, or follows all of it: it is not in the cache yet
+    embeds, mask, positions = left_pad([p.to(embed.weight.dtype) for p in prefixes])
+    cache = DynamicCache()
+    out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache,
+              use_cache=True, logits_to_keep=1)
+    if n > 1 and {type(layer).__name__ for layer in out.past_key_values.layers} != {"DynamicLayer"}:
+        parts = [speculative_greedy_search(llm, [p], [d], [m], eos, [k], repeat_stop, window)
+                 for p, d, m, k in zip(prefixes, drafts, max_lens, min_lens)]
+        stats = [sum(field) for field in zip(*(s for _, s in parts))]
+        return [r for rs, _ in parts for r in rs], DraftStats(*stats)
+    cache = out.past_key_values
+    heads = out.logits[:, -1]  # (Batch, Vocab): each row's first token
+    next_pos = positions[:, -1] + 1  # (Batch,) the position id of each row's next input
+    rows = [_Row([int(t) for t in d if int(t) != eos] + [eos], int(m), int(k))
+            for d, m, k in zip(drafts, max_lens, min_lens)]
+    proposed = accepted = forwards = batch_forwards = 0
+    while not all(r.done for r in rows):
+        inputs = [r.propose(window) for r in rows]
+        width = max(len(x) for x in inputs)
+        ids = torch.full((n, width), eos, dtype=torch.long, device=mask.device)  # padding: masked out
+        new_mask = mask.new_zeros(n, width)
+        for i, x in enumerate(inputs):
+            ids[i, :len(x)] = torch.tensor(x, dtype=torch.long)
+            new_mask[i, :len(x)] = 1
+        base = mask.shape[1]
+        mask = torch.cat([mask, new_mask], dim=1)
+        out = llm(inputs_embeds=embed(ids), attention_mask=mask, position_ids=next_pos[:, None] + torch.arange(width),
+                  past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        batch_forwards += 1
+        kept = []
+        for i, (r, x) in enumerate(zip(rows, inputs)):
+            if not x:
+                kept.append(0)
+                continue
+            forwards += 1
+            proposed += len(r.proposal)
+            fed = len(r.feed)  # 0 in the first forward, whose first row is the prefill's
+            logits = out.logits[i, fed - 1: len(x)] if fed else torch.cat([heads[i:i + 1], out.logits[i, :len(x)]])
+            j = r.verify(logits, eos, repeat_stop)
             accepted += j
-            if stop:
-                break
-            cached += len(feed) + j  # the fed tokens and the accepted proposals stay in the cache
-            surplus = cache.get_seq_length() - cached
-            if surplus > 0:
-                cache.crop(-surplus)  # transformers 5: a negative count of positions to drop
-            feed = [token]
-            at = _realign(draft, at + j, token)
-        emitted += len(tokens)
-        results.append(GreedyResult(tokens, score, ended))
-    return results, DraftStats(proposed, accepted, forwards, emitted)
+            kept.append(fed + j)
+            mask[i, base + fed + j:] = 0  # the rejected proposals and the padding
+            next_pos[i] += fed + j
+        surplus = width - max(kept)  # columns masked in every row
+        if surplus > 0:
+            cache.crop(-surplus)  # transformers 5: a negative count of positions to drop
+            mask = mask[:, :mask.shape[1] - surplus]
+    results = [GreedyResult(r.tokens, r.score, r.ended) for r in rows]
+    return results, DraftStats(proposed, accepted, forwards, sum(len(r.tokens) for r in rows), batch_forwards)

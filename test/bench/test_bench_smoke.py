@@ -52,9 +52,10 @@ def test_usage_docstring(script):
 
 def test_bench_decode_smoke():
     rows = run_bench("bench_decode.py")
-    # llm_greedy_batch8: the 3 utterances in one batch; a "(DIFFERENT OUTPUT)" suffix would fail this list
+    # llm_greedy*_batch8: the 3 utterances in one batch; a "(DIFFERENT OUTPUT)" suffix would fail this list
     assert list(rows) == ["am_beam", "am_fusion_labelwise", "am_fusion_delayed", "am_rescore", "llm_greedy",
-                          "llm_greedy_batch8", "llm_greedy_speculative", "llm_beam", "llm_beam_ctc"]
+                          "llm_greedy_batch8", "llm_greedy_speculative", "llm_greedy_speculative_batch8", "llm_beam",
+                          "llm_beam_ctc"]
     assert float(rows["am_beam"]["xAM"]) == 1.0
     for mode, row in rows.items():
         assert row["utts"] == "3", mode
@@ -64,7 +65,7 @@ def test_bench_decode_smoke():
         assert float(row["RTF"]) == pytest.approx(float(row["wall s"]) / float(row["audio s"]), rel=0.02)
     # the draft's figures only for the speculative mode; at least one LLM forward per token-window, at most one per token
     for mode, row in rows.items():
-        if mode == "llm_greedy_speculative":
+        if mode.startswith("llm_greedy_speculative"):
             assert 0 <= float(row["draft accepted"]) <= 1 and 0 < float(row["forwards/token"]) <= 1
         else:
             assert row["draft accepted"] == row["forwards/token"] == "-", mode

@@ -152,3 +152,58 @@ def test_speculative_greedy_equals_plain_greedy_whatever_the_draft(seed, kind):
         if kind == "exact":  # each forward: `window` accepted draft tokens and the token after them
             assert stats.accepted + stats.forwards >= stats.tokens
             assert stats.forwards <= sum(-(-(len(p.token_ids) + 1) // 5) for p in plain)
+
+
+@pytest.mark.parametrize("kind", ["exact", "random", "changed"])
+def test_speculative_batched_equals_one_at_a_time(kind):
+    """A batch of prefixes of different lengths, whose rows accept different numbers of draft tokens per forward
+    (their rejected tokens stay in the cache, masked), gives what each utterance gives alone, in fewer forwards."""
+    from espnet_llm.decode.greedy import speculative_greedy_search
+
+    llm = tiny_llm(5)
+    torch.manual_seed(7)
+    prefixes = [torch.randn(n, DIM) for n in (2, 11, 6, 4, 8)]
+    max_lens, min_lens = [20, 9, 14, 30, 5], [0, 3, 0, 0, 1]
+    plain = greedy_search(llm, prefixes, max_lens, eos=EOS, min_lens=min_lens)
+    drafts = [drafts_for(p, kind, i) for i, p in enumerate(plain)]
+    batched, stats = speculative_greedy_search(llm, prefixes, drafts, max_lens, eos=EOS, min_lens=min_lens, window=3)
+    alone = [speculative_greedy_search(llm, [p], [d], [m], eos=EOS, min_lens=[k], window=3)
+             for p, d, m, k in zip(prefixes, drafts, max_lens, min_lens)]
+    for b, (a, _), p in zip(batched, alone, plain):
+        assert (b.token_ids, b.ended) == (a[0].token_ids, a[0].ended) == (p.token_ids, p.ended)
+        assert b.score == pytest.approx(p.score, abs=1e-4)
+    # the same draft work per utterance; one batched forward serves every unfinished row
+    assert (stats.proposed, stats.accepted, stats.forwards) == tuple(
+        sum(getattr(s, f) for _, s in alone) for f in ("proposed", "accepted", "forwards"))
+    assert stats.batch_forwards == max(s.batch_forwards for _, s in alone)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2", "gemma3"])
+def test_speculative_other_llm_families_equal_full_forward(family):
+    """GPT-2 (absolute positions), Qwen2 and Gemma 3 (a sliding-window layer shorter than the prefix: decoded one
+    utterance at a time) give full-forward greedy's tokens from a batch with wrong drafts."""
+    from espnet_llm.decode.greedy import speculative_greedy_search
+
+    llm = tiny_other_llm(family, seed=0)
+    with torch.no_grad():
+        llm.get_output_embeddings().weight.mul_(3.0)
+    prefixes = [torch.randn(n, DIM) for n in (4, 8, 6)]
+    reference = [full_forward_greedy(llm, p, 10) for p in prefixes]
+    drafts = [tokens[:2] + [3] + tokens[3:] for tokens, _, _ in reference]
+    results, stats = speculative_greedy_search(llm, prefixes, drafts, [10] * 3, eos=EOS, window=4)
+    for result, (tokens, score, ended) in zip(results, reference):
+        assert (result.token_ids, result.ended) == (tokens, ended)
+        assert result.score == pytest.approx(score, abs=1e-4)
+    assert stats.tokens == sum(len(t) for t, _, _ in reference)
+
+
+def test_speculative_rejects_bad_arguments():
+    from espnet_llm.decode.greedy import speculative_greedy_search
+
+    llm, prefix = tiny_llm(0), torch.randn(3, DIM)
+    with pytest.raises(ValueError, match="max_lens must be >= 1"):
+        speculative_greedy_search(llm, [prefix], [[2]], [0], eos=EOS)
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        speculative_greedy_search(llm, [prefix], [[2]], [5], eos=EOS, window=0)
+    with pytest.raises(ValueError, match="2 drafts"):
+        speculative_greedy_search(llm, [prefix], [[2], [3]], [5], eos=EOS)
