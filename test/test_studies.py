@@ -153,3 +153,12 @@ def test_the_report_puts_the_pause_grid_and_the_chosen_pause_beside_the_merge_ro
         "|test_long|1|0.1|2|0.0|0.0|0.0|0.250|0.200|1.25|1.25|"
         "`--max_segment_seconds 30 --merge_segment_seconds 8 --split_pause_seconds 0.8`|"]
     assert "among 0.4, 0.8 s: dev WER 25.0, 0.0; the lowest, 0.8 s" in out.read_text()
+
+
+def test_the_word_time_report_names_the_am_that_aligned_the_references():
+    from pathlib import Path
+
+    from espnet_llm.bin.studies_report import am_of
+
+    assert am_of(Path("exp/asr_conformer/align_valid.acc.ave/test/ctm")) == "exp/asr_conformer"
+    assert am_of(Path("/x/ref.ctm")) == "/x/ref.ctm"

@@ -10,9 +10,11 @@ Usage:
 
 The aligner is ESPnet's `espnet2.bin.asr_align.CTCSegmentation` (the `ctc-segmentation` package on the AM's CTC
 log-posteriors, Kürzinger et al. 2020): every word of an utterance's reference is one of its "utterances", tokenised
-by the AM's own tokenizer, so each word gets a start, an end and a confidence. The AM must read raw audio (wav.scp
-as `sound`: an AM with a frontend, or the project's `hf_whisper` encoder); the project's encoders are registered in
-ESPnet's ASRTask first, and the model file is loaded as weights only.
+by the AM's own tokenizer, so each word gets a start, an end and a confidence. The AM reads raw audio (an AM with a
+frontend, or the project's `hf_whisper` encoder) or, with `frontend: null`, the recipe's 80-dim fbank (stage 3's
+features, computed here from wav.scp by `espnet_llm.audio.fbank`, normalised by the model's own `global_mvn`);
+the times are in seconds of audio either way (the audio's length over the CTC frames). The project's encoders are
+registered in ESPnet's ASRTask first, and the model file is loaded as weights only.
 
 Output: `<utt> 1 <start> <duration> <WORD> <confidence>` lines in the data dir's order. An utterance whose words need
 more CTC frames than its audio has is left out with a warning; every other problem stops with the utterance named.
@@ -38,6 +40,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def raw_audio_encoder(model) -> bool:
+    """Whether an ESPnet ASR model without a frontend reads raw audio itself (the project's Whisper encoder)."""
+    from espnet_llm.asr.encoder.whisper_encoder import WhisperEncoder
+
+    return isinstance(getattr(model, "encoder", None), WhisperEncoder)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
@@ -53,13 +62,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from espnet2.bin.asr_align import CTCSegmentation
 
     import espnet_llm.tasks.asr  # noqa: F401  (the project's encoders among ASRTask's choices)
-    from espnet_llm.audio import AudioError, load_audio
+    from espnet_llm.audio import AudioError, fbank, load_audio
     from espnet_llm.datadir import read_table
     from espnet_llm.exp_dir import weights_only_torch_load
 
     torch.set_num_threads(args.threads)
     with weights_only_torch_load():
         aligner = CTCSegmentation(str(config), str(model), fs=16000, kaldi_style_text=False, time_stamps="auto")
+    features = getattr(aligner.asr_model, "frontend", None) is None and not raw_audio_encoder(aligner.asr_model)
     wav_scp, text = read_table(args.data_dir / "wav.scp"), read_table(args.data_dir / "text")
     lines, skipped = [], 0
     for utt, words in text.items():
@@ -73,7 +83,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except (AudioError, OSError) as e:
             sys.exit(f"ctc_align: {e}")
         try:
-            task = aligner(np.asarray(wav, dtype=np.float32), words, name=utt)
+            wav = np.asarray(wav, dtype=np.float32)
+            lpz = aligner.get_lpz(np.asarray(fbank(wav), dtype=np.float32) if features else wav)
+            # time per CTC frame: the audio's samples over the frames (what "auto" time stamps do with raw audio)
+            task = aligner.prepare_segmentation_task(words, lpz, utt, len(wav))
+            task.set(**aligner.get_segments(task))
         except (AssertionError, ValueError, IndexError) as e:  # more tokens than frames, in the package's words
             logging.warning(f"{utt}: not aligned ({type(e).__name__}: {e})")
             skipped += 1

@@ -204,6 +204,12 @@ def long_form(args, out: List[str]) -> None:
     out.append("")
 
 
+def am_of(ref_ctm: Path) -> str:
+    """The AM exp dir of a `ctc_align` CTM at `<am exp>/align_<model>/<set>/ctm` (else the CTM's own path)."""
+    parts = ref_ctm.parts
+    return str(Path(*parts[:-3])) if len(parts) > 3 and parts[-3].startswith("align_") else str(ref_ctm)
+
+
 def word_times(args, out: List[str]) -> None:
     from espnet_llm.studies import boundary_errors, mean, read_ctm
 
@@ -220,7 +226,7 @@ def word_times(args, out: List[str]) -> None:
     monotonic = all(a.end <= b.start + 1e-6 and a.start <= a.end for ws in hyp.values() for a, b in zip(ws, ws[1:]))
     out.append("The speech LLM's 1-best (greedy) aligned on its own CTC head by CTC segmentation "
                "(`llm_asr_inference --word_times true`, `1best_recog/ctm`), against the reference transcripts aligned "
-               f"by another model, the Whisper-encoder CTC/attention AM's CTC (`espnet_llm.bin.ctc_align`, ESPnet's "
+               f"by another model, the CTC of the AM `{am_of(args.ref_ctm)}` (`espnet_llm.bin.ctc_align`, ESPnet's "
                f"CTCSegmentation): the words the two share (a minimum-edit pairing per utterance).\n")
     out.append("|set|utterances|words paired / reference words|mean abs start error (ms)|mean abs end error (ms)"
                "|median abs boundary error (ms)|boundaries within 100 ms|CTM ordered in time|")

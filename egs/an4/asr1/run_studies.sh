@@ -29,7 +29,8 @@ step=1                  # first step to run
 stop_step=6             # last step to run
 llm_exp=exp/llm_asr_whisper_ft_lora    # the speech LLM (./run.sh's default system)
 model=valid.acc.ave.pth                # its model file
-am_exp=exp/asr_whisper_ctc_att_nosp    # an ESPnet AM on raw audio: aligns the references (./run_compare.sh)
+am_exp=exp/asr_whisper_ctc_att_nosp    # an ESPnet AM (raw audio or fbank) whose CTC aligns the references
+                                       # (./run_compare.sh trains this one; ./run.sh trains exp/asr_conformer)
 nthreads=2              # torch threads of each decoding process
 max_segment_seconds=30  # long-form: recordings longer than this are cut by the VAD into segments at most this long
 merge_segment_seconds=8 # long-form: pauses join speech into one segment only up to this (AN4's utterances: 1-8 s)
