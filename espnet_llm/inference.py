@@ -43,7 +43,8 @@ from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids, fallback_re
 from espnet_llm.decode.hotwords import HotwordScorer, llm_hotword_sequences
 from espnet_llm.decode.llm_scorer import LLMPrefixScorer
 from espnet_llm.decode.search import SettledBatchBeamSearch
-from espnet_llm.longform import WHISPER_SECONDS, needs_segmenting, speech_segments, transcribe_segments
+from espnet_llm.longform import (WHISPER_SECONDS, needs_segmenting, segment_limit, speech_segments,
+                                 transcribe_segments)
 from espnet_llm.packing import MODEL_FILES, ModelFiles, PackError, find_model_files, locate, write_config
 from espnet_llm.tasks.llm_asr import LLMASRTask
 
@@ -154,7 +155,8 @@ class _Transcribe:
         """The best transcript of a recording: ``audio`` is a path or an array (see ``prepare``; an array's
         ``sample_rate`` defaults to the model's, 16 kHz). ``return_details``: a ``Transcript`` instead of the text.
 
-        A recording longer than ``max_segment_seconds`` (``long_form="auto"``; True: always; False: never) is cut at
+        A recording longer than a segment may be (``long_form="auto"``: ``merge_segment_seconds`` if given, else
+        ``max_segment_seconds``; True: every recording; False: none) is cut at
         its pauses by a voice activity detector into segments of at most that length (espnet_llm.longform), decoded
         ``batch_size`` segments at a time, and stitched; with ``return_details`` the result is then a
         ``LongTranscript`` (text, segments with their start and end seconds). Pauses join speech into one segment
@@ -167,7 +169,8 @@ class _Transcribe:
         check_split_pause(split_pause_seconds)
         wav = self.waveform(audio, sample_rate)
         fs = self.speech_input.fs
-        if long_form is True or (long_form == "auto" and needs_segmenting(len(wav), fs, max_segment_seconds)):
+        limit = segment_limit(max_segment_seconds, merge_segment_seconds)
+        if long_form is True or (long_form == "auto" and needs_segmenting(len(wav), fs, limit)):
             segments = speech_segments(wav, fs, max_segment_seconds, merge_seconds=merge_segment_seconds,
                                        split_pause_seconds=split_pause_seconds)
             result = transcribe_segments(lambda inputs: [t.text for t in self._best_batch(inputs)], wav, fs,

@@ -139,5 +139,12 @@ def transcribe_segments(decode_batch, wav: np.ndarray, fs: int, segments: Sequen
     return LongTranscript(" ".join(s.text for s in out if s.text), out)
 
 
+def segment_limit(max_seconds: float, merge_seconds: Optional[float] = None) -> float:
+    """The longest recording decoded whole: a segment's longest (`merge_seconds` when given, at most `max_seconds`).
+    A recording between the two is cut too: a model that wants segments of `merge_seconds` wants them whatever the
+    length of the recording they come from."""
+    return max_seconds if merge_seconds is None else min(max_seconds, merge_seconds)
+
+
 def needs_segmenting(n_samples: int, fs: int, max_seconds: Optional[float]) -> bool:
     return max_seconds is not None and n_samples > max_seconds * fs

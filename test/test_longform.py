@@ -105,9 +105,12 @@ def test_a_three_minute_recording_decodes_in_segments_with_bounded_memory(raw_sp
 
 
 @needs_espeak
-@pytest.mark.parametrize("how", [["--long_form", "true", "--split_pause_seconds", "0.8"], ["--batch_size", "2"]],
-                         ids=["long_form", "auto_batched"])
-def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments(raw_speech_llm, tmp_path, how):
+@pytest.mark.parametrize("how, cut", [
+    (["--batch_size", "2"], ["rec-long"]),  # auto: only what is longer than --max_segment_seconds
+    (["--merge_segment_seconds", "4"], ["rec-long", "rec-short"]),  # auto: longer than a segment may be (6 s > 4)
+    (["--long_form", "true", "--split_pause_seconds", "0.8"], ["rec-long", "rec-short"]),  # every recording
+], ids=["auto_batched", "auto_merge", "long_form"])
+def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments(raw_speech_llm, tmp_path, how, cut):
     import soundfile as sf
 
     from espnet_llm.bin.llm_asr_inference import main
@@ -118,16 +121,20 @@ def test_the_decoding_entry_point_takes_a_long_recording_and_writes_its_segments
     out = tmp_path / "out"
     main(["--exp_dir", str(raw_speech_llm), "--data_path_and_name_and_type", f"{tmp_path / 'wav.scp'},speech,sound",
           "--output_dir", str(out), "--max_segment_seconds", "10", "--maxlenratio", "0.05", "--maxlen_offset", "2",
-          *how])  # auto (the default): the long one in segments, the short one decoded as it is, in one batch
+          *how])  # the recordings in `cut` in segments, the others decoded as they are, in one batch
     recog = out / "1best_recog"
     assert sorted(line.split()[0] for line in (recog / "text").read_text().splitlines()) == ["rec-long", "rec-short"]
     segments = [line.split() for line in (recog / "segments").read_text().splitlines()]
-    assert len(segments) >= 6 and all(rec == "rec-long" for _, rec, _, _ in segments)
-    times = [(float(a), float(b)) for _, _, a, b in segments]
-    assert all(0 <= a < b <= 60 and b - a <= 10 + 1e-6 for a, b in times) and times == sorted(times)
+    assert sorted({rec for _, rec, _, _ in segments}) == cut
+    assert sum(rec == "rec-long" for _, rec, _, _ in segments) >= 6
+    for rec in cut:
+        times = [(float(a), float(b)) for _, r, a, b in segments if r == rec]
+        assert all(0 <= a < b <= 60 and b - a <= 10 + 1e-6 for a, b in times) and times == sorted(times)
     assert len((recog / "segment_text").read_text().splitlines()) == len(segments)
     assert (out / ".done").is_file()
-    assert [line.split()[0] for line in (recog / "token_int").read_text().splitlines()] == ["rec-short"]
+    token_int = recog / "token_int"  # written for the recordings decoded whole
+    whole = [line.split()[0] for line in token_int.read_text().splitlines()] if token_int.exists() else []
+    assert whole == [r for r in ("rec-long", "rec-short") if r not in cut]
 
 
 @needs_espeak
@@ -210,3 +217,10 @@ def test_a_pause_rule_gives_each_sentence_of_a_recording_its_own_segment(tmp_pat
     # every cut lies in one of those pauses
     gaps = [(voiced[i], voiced[i + 1]) for i in np.flatnonzero(pauses)]
     assert all(any(a < b1 < b for a, b in gaps) for (_, b1) in apart[:-1])
+
+
+def test_a_recording_longer_than_a_segment_may_be_is_cut():
+    from espnet_llm.longform import needs_segmenting, segment_limit
+
+    assert segment_limit(30.0) == 30.0 and segment_limit(30.0, 8.0) == 8.0 and segment_limit(10.0, 20.0) == 10.0
+    assert needs_segmenting(12 * FS, FS, segment_limit(30.0, 8.0)) and not needs_segmenting(12 * FS, FS, 30.0)

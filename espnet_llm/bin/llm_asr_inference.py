@@ -123,7 +123,7 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     from espnet_llm.decode.guards import word_error_rate
     from espnet_llm.decode.hotwords import read_hotwords
     from espnet_llm.decode.timestamps import ctm_lines
-    from espnet_llm.longform import speech_segments, transcribe_segments
+    from espnet_llm.longform import segment_limit, speech_segments, transcribe_segments
     from espnet_llm.inference import Speech2TextLLM, speech_input
     from espnet_llm.tasks.llm_asr import LLMASRTask
 
@@ -161,14 +161,17 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     train_args = speech2text.train_args
     check_raw_audio(args.data_path_and_name_and_type, speech_input(train_args), args.key_file)
     batch_size = args.batch_size if speech2text.use_greedy else 1
-    long_samples = None  # --long_form: recordings longer than --max_segment_seconds are cut by the VAD
+    # --long_form auto: recordings longer than a segment may be (--merge_segment_seconds, else --max_segment_seconds)
+    # are cut by the VAD; true: every recording
     long_form = str(args.long_form).lower()
     if long_form not in ("auto", "true", "false"):
         raise ValueError(f"--long_form must be auto, true or false, got {args.long_form!r}")
     if long_form == "true" and speech_input(train_args).kind != "raw":
         raise ValueError("--long_form needs a model that reads raw audio (wav.scp as sound): the VAD cuts samples")
+    long_samples = None
     if long_form != "false" and speech_input(train_args).kind == "raw":
-        long_samples = int(args.max_segment_seconds * speech_input(train_args).fs)
+        long_samples = 0 if long_form == "true" else int(
+            segment_limit(args.max_segment_seconds, args.merge_segment_seconds) * speech_input(train_args).fs)
     loader = LLMASRTask.build_streaming_iterator(
         args.data_path_and_name_and_type,
         dtype="float32",
@@ -320,9 +323,10 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--word_times", type=str2bool, default=False,
                        help="word start/end times of the 1-best by CTC segmentation on the CTC head -> 1best_recog/ctm")
     group.add_argument("--long_form", default="auto", choices=("auto", "true", "false"),
-                       help="recordings longer than --max_segment_seconds are cut at pauses (Silero VAD) and decoded "
-                            "in segments; 1best_recog/segments and segment_text give each one's times and text. "
-                            "auto: for a model that reads raw audio; true: also an error for one that does not")
+                       help="recordings longer than a segment may be (--merge_segment_seconds if given, else "
+                            "--max_segment_seconds) are cut at pauses (Silero VAD) and decoded in segments; "
+                            "1best_recog/segments and segment_text give each one's times and text. auto: for a model "
+                            "that reads raw audio; true: every recording, and an error for a model that does not")
     group.add_argument("--max_segment_seconds", type=float, default=30.0, help="--long_form: the longest segment")
     group.add_argument("--merge_segment_seconds", type=float, default=None,
                        help="--long_form: speech regions are joined into one segment only up to this length (default "
