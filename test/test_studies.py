@@ -162,3 +162,46 @@ def test_the_word_time_report_names_the_am_that_aligned_the_references():
 
     assert am_of(Path("exp/asr_conformer/align_valid.acc.ave/test/ctm")) == "exp/asr_conformer"
     assert am_of(Path("/x/ref.ctm")) == "/x/ref.ctm"
+
+
+def test_the_fallback_table_has_a_row_per_mode_at_the_threshold_of_its_lowest_dev_wer(tmp_path):
+    """`studies_report`'s fallback section on made-up decode dirs: `none`, then `joint` and `ctc`, each at the
+    threshold of its lowest dev WER (a tie: the larger threshold), with WER, runaways and fallbacks per set."""
+    import numpy as np
+    import soundfile as sf
+
+    from espnet_llm.bin.studies_report import main
+
+    for name, texts in (("dev", {"u1": "A B", "u2": "C D"}), ("noise", {"n1": None})):
+        d = tmp_path / "data" / name
+        d.mkdir(parents=True)
+        sf.write(d / "a.wav", np.zeros(16000, np.float32), 16000)
+        (d / "wav.scp").write_text("".join(f"{u} {d / 'a.wav'}\n" for u in texts))
+        if name == "dev":
+            (d / "text").write_text("".join(f"{u} {t}\n" for u, t in texts.items()))
+    studies = tmp_path / "studies"
+
+    def decode(study, dset, hyps, fell=()):
+        recog = studies / study / dset / "1best_recog"
+        recog.mkdir(parents=True)
+        (recog / "text").write_text("".join(f"{u} {t}\n" for u, t in hyps.items()))
+        (recog / "fallback").write_text("".join(f"{u} {'loop' if u in fell else '-'}\n" for u in hyps))
+
+    decode("fallback_none", "dev", {"u1": "A B", "u2": "C X"})
+    decode("fallback_none", "noise", {"n1": "X X X X X X X X X"})
+    decode("fallback_joint_t0.5", "dev", {"u1": "A B", "u2": "C D"}, ["u2"])
+    decode("fallback_joint_t0.8", "dev", {"u1": "A X", "u2": "C D"}, ["u2"])
+    decode("fallback_joint_t0.5", "noise", {"n1": "X"}, ["n1"])
+    decode("fallback_ctc_t0.5", "dev", {"u1": "A B", "u2": "C X"})
+    decode("fallback_ctc_t0.8", "dev", {"u1": "A B", "u2": "C X"})
+    decode("fallback_ctc_t0.8", "noise", {"n1": ""}, ["n1"])
+    out = tmp_path / "R.md"
+    assert main(["--studies_dir", str(studies), "--data_root", str(tmp_path / "data"), "--fallback_sets", "dev",
+                 "noise", "--out", str(out)]) == 0
+    section = out.read_text().split("## CTC fallback against hallucination", 1)[1]
+    assert "`joint` among 0.5, 0.8 (dev WER 0.0, 25.0); `ctc` among 0.5, 0.8 (dev WER 25.0, 25.0)" in section
+    assert [line for line in section.splitlines() if line.startswith("|")] == [
+        "|fallback|dev|noise|", "|---|---|---|",
+        "|none|WER 25.0, runaway 0/2|non-empty 1/1, runaway 1/1|",
+        "|joint, threshold 0.5|WER 0.0, runaway 0/2, fell back 1|non-empty 1/1, runaway 0/1, fell back 1|",
+        "|ctc, threshold 0.8|WER 25.0, runaway 0/2, fell back 0|non-empty 0/1, runaway 0/1, fell back 1|"]

@@ -332,24 +332,26 @@ def fallback(args, out: List[str]) -> None:
     from espnet_llm.studies import is_runaway
 
     out.append("## CTC fallback against hallucination\n")
-    joint = sorted(p for p in args.studies_dir.glob("fallback_joint_t*") if p.is_dir())
     none = args.studies_dir / "fallback_none"
-    if not none.is_dir() or not joint:
-        out.append("Not measured: no decodes under `fallback_none/` and `fallback_joint_t*/`.\n")
+    # per mode (joint: decoded again with joint CTC; ctc: the CTC best path), the threshold of the lowest dev WER
+    chosen, grids = [], []
+    for mode in ("joint", "ctc"):
+        dev_wer = {}
+        for path in sorted(p for p in args.studies_dir.glob(f"fallback_{mode}_t*") if p.is_dir()):
+            study = Study(path / "dev", args.data_root / "dev")
+            if study.done:
+                dev_wer[path] = wer(args.data_root / "dev" / "text", study.path / "1best_recog" / "text",
+                                    study.path / "score_study")["Err"]
+        if dev_wer:
+            best = min(dev_wer, key=lambda p: (dev_wer[p], -float(p.name.split("_t", 1)[1])))
+            chosen.append((f"{mode}, threshold {best.name.split('_t', 1)[1]}", best))
+            grids.append(f"`{mode}` among " + ", ".join(p.name.split("_t", 1)[1] for p in dev_wer)
+                         + " (dev WER " + ", ".join(f"{w:.1f}" for w in dev_wer.values()) + ")")
+    if not none.is_dir() or not chosen:
+        out.append("Not measured: no decodes under `fallback_none/` and dev decodes under `fallback_{joint,ctc}_t*/`.\n")
         return
-    dev_wer = {}
-    for path in joint:
-        study = Study(path / "dev", args.data_root / "dev")
-        if study.done:
-            dev_wer[path] = wer(args.data_root / "dev" / "text", study.path / "1best_recog" / "text",
-                                study.path / "score_study")["Err"]
-    if not dev_wer:
-        out.append("Not measured: no dev decodes under `fallback_joint_t*/dev`.\n")
-        return
-    best = min(dev_wer, key=lambda p: (dev_wer[p], -float(p.name.split("_t", 1)[1])))
-    threshold = best.name.split("_t", 1)[1]
     rows = []
-    for label, root in (("none", none), (f"joint, threshold {threshold}", best)):
+    for label, root in [("none", none)] + chosen:
         row = [label]
         for dset in args.fallback_sets:
             study = Study(root / dset, args.data_root / dset)
@@ -369,10 +371,10 @@ def fallback(args, out: List[str]) -> None:
             row.append(cell)
         rows.append(row)
     out.append("Greedy search (`conf/decode_llm_greedy.yaml`, with its repetition stop) without and with "
-               "`--fallback joint`: a 1-best that loops, runs to the length bound or disagrees with the CTC head's "
+               "`--fallback joint|ctc`: a 1-best that loops, runs to the length bound or disagrees with the CTC head's "
                "best path by more than the threshold (word error rate between the two) is decoded again with joint "
-               f"CTC (weight 0.5). The threshold is chosen on dev among {', '.join(p.name.split('_t', 1)[1] for p in joint)} "
-               f"(dev WER {', '.join(f'{dev_wer[p]:.1f}' for p in joint)}). Stress sets (`make_stress_set`): "
+               "CTC (weight 0.5; `joint`) or replaced by the CTC head's best path (`ctc`). Each mode's threshold is "
+               f"chosen on dev: {'; '.join(grids)}. Stress sets (`make_stress_set`): "
                "`stress_nonspeech` has silence, noise and tone melodies (any output is a hallucination), "
                "`stress_speech` very short, 25-s joined and out-of-domain speech. Runaway: a word n-gram repeated "
                "more than 3 times, or more than 5 words per second of audio plus 2.\n")

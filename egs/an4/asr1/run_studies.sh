@@ -12,7 +12,7 @@
 #                           -> studies/longform_pause_greedy/
 #   Step 3: word times      speech LLM CTM; the AM's alignment of the references -> studies/wordtimes_greedy/test/
 #   Step 4: hotwords        beam 10 + CTC without / with the list / with distractors -> studies/hotwords_*/ (test)
-#   Step 5: fallback        greedy without / with --fallback joint at each threshold -> studies/fallback_*/
+#   Step 5: fallback        greedy without / with --fallback joint|ctc at each threshold -> studies/fallback_*/
 #   Step 6: report          all of the above                                  -> RESULTS_studies.md (+ a PNG)
 #
 #   ./run_studies.sh                        # every step (a finished decode is not redone)
@@ -35,7 +35,8 @@ nthreads=2              # torch threads of each decoding process
 max_segment_seconds=30  # long-form: recordings longer than this are cut by the VAD into segments at most this long
 merge_segment_seconds=8 # long-form: pauses join speech into one segment only up to this (AN4's utterances: 1-8 s)
 split_pause_grid="0.4 0.6 0.8"  # long-form: never join speech across a pause this long (s); dev_long chooses
-thresholds="0.5 0.8"      # CTC-disagreement thresholds of the fallback; dev chooses
+thresholds="0.5 0.8"      # CTC-disagreement thresholds of the fallback; dev chooses, per mode
+fallback_modes="joint ctc"  # the fallback: decode again with joint CTC, or take the CTC head's best path
 hotword_bonus=2.0       # score bonus per LLM token of a listed phrase
 hotword_sets="test"     # sets of the hotword study (each hypothesis runs to its length bound: costly)
 distractors=100         # distractor words added to the biasing list
@@ -131,11 +132,13 @@ if [ "${step}" -le 4 ] && [ "${stop_step}" -ge 4 ]; then
 fi
 
 if [ "${step}" -le 5 ] && [ "${stop_step}" -ge 5 ]; then
-  log "Step 5: fallback: data/{dev,test,stress_speech,stress_nonspeech} -> ${studies}/fallback_{none,joint_t*}"
+  log "Step 5: fallback: data/{dev,test,stress_speech,stress_nonspeech} -> ${studies}/fallback_{none,joint_t*,ctc_t*}"
   for dset in dev test stress_speech stress_nonspeech; do
     decode fallback_none "${dset}" conf/decode_llm_greedy.yaml
     for t in ${thresholds}; do
-      decode "fallback_joint_t${t}" "${dset}" conf/decode_llm_greedy.yaml --fallback joint --fallback_threshold "${t}"
+      for how in ${fallback_modes}; do
+        decode "fallback_${how}_t${t}" "${dset}" conf/decode_llm_greedy.yaml --fallback "${how}" --fallback_threshold "${t}"
+      done
     done
   done
 fi
