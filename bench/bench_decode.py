@@ -100,6 +100,19 @@ def run_mode(name, decode, forward, utterances, device, decode_all=None):
                 floor=wall / max(floor, 1e-9), rss=memory.rss_gib, gpu=memory.gpu_gib, hyps=hyps)
 
 
+def check_greedy_row(row, s2t, engine_rows, tag, forwards=None):
+    """A greedy-search row: its draft figures when speculative (`forwards`: LLM forwards it counts, per utterance or
+    batched; the warm-up utterance's draft work included), and "(DIFFERENT OUTPUT)" when its 1-bests are not plain
+    greedy's of the same engine."""
+    if s2t.speculative:
+        d = s2t.draft_stats
+        row["draft_accepted"] = d.accepted / max(d.proposed, 1)
+        row["forwards_per_token"] = forwards / max(d.tokens, 1)
+    plain = next((r for r in engine_rows if r["mode"] == "llm_greedy" + tag), None)
+    if plain is not None and [h[1] for h in row["hyps"]] != [h[1] for h in plain["hyps"]]:
+        row["mode"] += " (DIFFERENT OUTPUT)"
+
+
 def llm_modes(args, utterances, device):
     config, model_file = find_model_files(args.exp_dir)
     greedy = Speech2TextLLM.from_pretrained(asr_train_config=config, asr_model_file=model_file, device=device,
@@ -132,12 +145,7 @@ def llm_modes(args, utterances, device):
                        for name, s2t in searches]
         for row, (_, s2t) in zip(engine_rows, searches):
             if s2t.speculative:
-                d = s2t.draft_stats
-                row["draft_accepted"] = d.accepted / max(d.proposed, 1)
-                row["forwards_per_token"] = d.forwards / max(d.tokens, 1)
-                plain = next((r for r in engine_rows if r["mode"] == "llm_greedy" + tag), None)
-                if plain is not None and [h[1] for h in row["hyps"]] != [h[1] for h in plain["hyps"]]:
-                    row["mode"] += " (DIFFERENT OUTPUT)"
+                check_greedy_row(row, s2t, engine_rows, tag, s2t.draft_stats.forwards)
         batched = [(f"llm_greedy_batch{args.greedy_batch_size}", Speech2TextLLM(model, tokenizer, **kwargs))]
         if getattr(model, "ctc", None) is not None:
             batched.append((f"llm_greedy_speculative_batch{args.greedy_batch_size}", Speech2TextLLM(
@@ -157,13 +165,7 @@ def llm_modes(args, utterances, device):
                 return hyps
 
             row = run_mode(name + tag, lambda s, s2t=s2t: s2t(s)[0], forward, utterances, device, decode_all)
-            if s2t.speculative:  # the warm-up utterance's draft work is in the statistics too
-                d = s2t.draft_stats
-                row["draft_accepted"] = d.accepted / max(d.proposed, 1)
-                row["forwards_per_token"] = d.batch_forwards / max(d.tokens, 1)
-            plain = next((r for r in engine_rows if r["mode"] == "llm_greedy" + tag), None)
-            if plain is not None and [h[1] for h in row["hyps"]] != [h[1] for h in plain["hyps"]]:
-                row["mode"] += " (DIFFERENT OUTPUT)"
+            check_greedy_row(row, s2t, engine_rows, tag, s2t.draft_stats.batch_forwards if s2t.speculative else None)
             # beside its one-at-a-time counterpart (else after the other greedy rows)
             modes = [r["mode"].split(" ")[0] for r in engine_rows]
             base = name.rsplit("_batch", 1)[0] + tag
