@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 
@@ -201,6 +201,20 @@ def link_hf_dir(llm_dir: Union[str, Path], out_dir: Union[str, Path]) -> Dict[st
 RANDOM_INIT_FILE = "random_init.json"
 
 
+def redraw_zero_embedding_rows(model, std: float) -> List[int]:
+    """Draw the all-zero rows of the input embeddings like the others (normal, `std`); returns their ids.
+
+    transformers' initialisation zeroes the padding token's row. Many LLMs' padding token is their EOS (SmolLM2's),
+    which the recipe reads as an input too (the start token of the AM-unit LM): a zero vector through RMSNorm gives
+    NaN gradients in full fine-tuning, and, with tied embeddings, a constant EOS logit of 0."""
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        zero = torch.nonzero(weight.abs().amax(dim=1) == 0).flatten().tolist()
+        if zero:
+            weight[zero] = torch.randn(len(zero), weight.shape[1], dtype=weight.dtype) * std
+    return zero
+
+
 def random_init_hf_dir(source_dir: Union[str, Path], out_dir: Union[str, Path], seed: int = 0) -> Dict[str, object]:
     """Write at `out_dir` the architecture and tokenizer of the HF causal LM at `source_dir` with freshly initialised
     weights (transformers' own `_init_weights`, seeded): the same model without its pre-training.
@@ -228,6 +242,7 @@ def random_init_hf_dir(source_dir: Union[str, Path], out_dir: Union[str, Path], 
         raise ValueError(f"{source_dir}: no loadable config.json and tokenizer ({e})") from e
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    redraw_zero_embedding_rows(model, getattr(config, "initializer_range", 0.02))
     check_llm(model, tokenizer, source_dir)
     _save_whole(model, tokenizer, out_dir, extra={RANDOM_INIT_FILE: json.dumps(record) + "\n"})
     info = describe_llm(model, tokenizer)

@@ -110,6 +110,7 @@ def collate(batch: List[dict], pad_id: int) -> dict:
 
 
 def train(args: argparse.Namespace) -> List[float]:
+    import torch
     from transformers import Trainer, TrainingArguments
 
     from espnet_llm.asr.llm import load_causal_lm, load_tokenizer, merge_lora_and_save
@@ -165,6 +166,11 @@ def train(args: argparse.Namespace) -> List[float]:
     )
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    diverged = [n for n, p in llm.named_parameters() if p.requires_grad and not bool(torch.isfinite(p).all())]
+    if diverged:  # Trainer logs a NaN gradient norm and goes on; a model of NaN weights must not be saved
+        shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+        raise RuntimeError(f"training diverged: {len(diverged)} trained tensors hold NaN or inf (first: {diverged[0]}); "
+                           f"nothing written to {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     llm.eval()
     if args.units == "am":

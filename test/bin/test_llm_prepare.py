@@ -99,6 +99,8 @@ def test_random_init_keeps_the_architecture_and_tokenizer_and_drops_the_weights(
     weights = dict(pretrained.named_parameters())
     assert any(not torch.equal(p, weights[n]) for n, p in fresh.named_parameters())
     assert AutoTokenizer.from_pretrained(out)("HELLO WORLD").input_ids == [2, 3]
+    # no zero row (transformers zeroes the padding token's; the recipe reads EOS, often the padding token, as input)
+    assert fresh.get_input_embeddings().weight.abs().amax(dim=1).min() > 0
     assert llm_fingerprint(out) != llm_fingerprint(src)  # a speech LLM of one refuses the other
     # seeded: the same weights again; a rerun keeps the directory
     stamp = (out / "model.safetensors").stat().st_mtime_ns

@@ -93,6 +93,24 @@ def test_shared_units_resize_to_the_am_token_list(tiny_llm_dir, text_file, tmp_p
     assert logits.shape == (len(token_list),) and torch.isfinite(logits).all()
 
 
+def test_a_diverged_training_is_an_error_and_writes_nothing(tiny_llm_dir, text_file, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken-llm"
+    shutil.copytree(tiny_llm_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    name = next(n for n in weights if "q_proj" in n)
+    weights[name][0, 0] = float("nan")  # one NaN weight: NaN loss, NaN gradients, NaN everywhere after a step
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    out = tmp_path / "llm_text"
+    with pytest.raises(RuntimeError, match="training diverged"):
+        main(["--llm", str(broken), "--text", str(text_file), "--out_dir", str(out), "--tuning", "full",
+              "--max_steps", "2", "--batch_size", "8"])
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_another_llm_under_the_same_path_trains_again(make_tiny_llm, text_file, tmp_path):
     import shutil
 
