@@ -43,8 +43,8 @@ from espnet_llm.decode.guards import RepetitionStop, ctc_greedy_ids, fallback_re
 from espnet_llm.decode.hotwords import HotwordScorer, llm_hotword_sequences
 from espnet_llm.decode.llm_scorer import LLMPrefixScorer
 from espnet_llm.decode.search import SettledBatchBeamSearch
-from espnet_llm.longform import (WHISPER_SECONDS, needs_segmenting, segment_limit, speech_segments,
-                                 transcribe_segments)
+from espnet_llm.longform import (WHISPER_SECONDS, LongTranscript, check_split_pause, has_speech, needs_segmenting,
+                                 segment_limit, speech_segments, transcribe_segments)
 from espnet_llm.packing import MODEL_FILES, ModelFiles, PackError, find_model_files, locate, write_config
 from espnet_llm.tasks.llm_asr import LLMASRTask
 
@@ -151,7 +151,7 @@ class _Transcribe:
     def transcribe(self, audio, sample_rate: Optional[int] = None, return_details: bool = False,
                    long_form: Union[bool, str] = "auto", max_segment_seconds: float = WHISPER_SECONDS,
                    batch_size: int = 8, merge_segment_seconds: Optional[float] = None,
-                   split_pause_seconds: Optional[float] = None):
+                   split_pause_seconds: Optional[float] = None, vad_gate: bool = False):
         """The best transcript of a recording: ``audio`` is a path or an array (see ``prepare``; an array's
         ``sample_rate`` defaults to the model's, 16 kHz). ``return_details``: a ``Transcript`` instead of the text.
 
@@ -163,12 +163,14 @@ class _Transcribe:
         only up to ``merge_segment_seconds`` (default ``max_segment_seconds``): a model trained on short utterances
         transcribes segments of about their length, not 30 s of several. ``split_pause_seconds`` (default None:
         off; else > 0): never across a pause at least that long either (measured between the detector's speech
-        regions, before its padding), so that no segment spans a sentence-level pause."""
-        from espnet_llm.longform import check_split_pause
-
+        regions, before its padding), so that no segment spans a sentence-level pause. ``vad_gate``: a recording in
+        which the voice activity detector finds no speech is not decoded: its transcript is empty (with
+        ``return_details``, a ``LongTranscript`` without segments)."""
         check_split_pause(split_pause_seconds)
         wav = self.waveform(audio, sample_rate)
         fs = self.speech_input.fs
+        if vad_gate and not has_speech(wav, fs):
+            return LongTranscript("", []) if return_details else ""
         limit = segment_limit(max_segment_seconds, merge_segment_seconds)
         if long_form is True or (long_form == "auto" and needs_segmenting(len(wav), fs, limit)):
             segments = speech_segments(wav, fs, max_segment_seconds, merge_seconds=merge_segment_seconds,

@@ -67,6 +67,13 @@ def speech_regions(wav: np.ndarray, fs: int = 16000, max_seconds: float = WHISPE
     return [(int(s["start"]), int(s["end"])) for s in stamps]
 
 
+def has_speech(wav: np.ndarray, fs: int = 16000) -> bool:
+    """True when the VAD finds speech in `wav`: a region of at least 250 ms (Silero VAD's minimum). The gate of
+    `--vad_gate` / `transcribe(vad_gate=True)`: a recording without speech gets an empty transcript and no decoding,
+    where a speech LLM would write words over silence, noise or music."""
+    return len(wav) > 0 and bool(speech_regions(wav, fs, max_seconds=max(WHISPER_SECONDS, len(wav) / fs + 1.0)))
+
+
 def check_split_pause(split_pause_seconds: Optional[float]) -> Optional[float]:
     """`split_pause_seconds` as given, when None (no pause rule) or > 0; else a ValueError."""
     if split_pause_seconds is not None and not split_pause_seconds > 0:

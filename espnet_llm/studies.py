@@ -120,6 +120,18 @@ def with_phrases(ref: Mapping[str, str], phrases: Iterable[str]) -> List[str]:
     return [utt for utt, text in ref.items() if any(phrase_count(text, p) for p in phrases)]
 
 
+def kaldi_words(text: str) -> List[str]:
+    """The words of a Kaldi text file's content (the first field of a line, the utterance id, skipped), upper case."""
+    return [w for line in text.splitlines() for w in line.upper().split()[1:]]
+
+
+def rare_words(words: Iterable[str], train_words: Iterable[str], max_count: int = 0) -> List[str]:
+    """The distinct `words` (in order of first occurrence) that `train_words` holds at most `max_count` times:
+    the words a biasing list is for (names, terms a model has rarely or never seen)."""
+    counts = Counter(w.upper() for w in train_words)
+    return [w for w in dict.fromkeys(w.upper() for w in words) if counts[w] <= max_count]
+
+
 def distractors(texts: Iterable[str], exclude: Iterable[str], n: int, min_letters: int = 6) -> List[str]:
     """The `n` most frequent words of `texts` (letters only, at least `min_letters`, upper case) not in `exclude`;
     ties in alphabetical order, so the list is the same on every run."""
@@ -150,12 +162,15 @@ def mean(values: Sequence[float]) -> Optional[float]:
     return sum(values) / len(values) if values else None
 
 
-def best_setting(wers: Mapping[str, float]) -> str:
-    """The setting (a number, as written) of the lowest WER; ties: the largest number (the most conservative pause
-    rule: it cuts the fewest segments)."""
+def best_setting(wers: Mapping[str, float], ties: str = "largest") -> str:
+    """The setting (a number, as written) of the lowest WER; ties: the `largest` number (the most conservative pause
+    rule: it cuts the fewest segments) or the `smallest` (the most conservative hotword bonus)."""
     if not wers:
         raise ValueError("no setting was scored")
-    return min(wers, key=lambda v: (wers[v], -float(v)))
+    if ties not in ("largest", "smallest"):
+        raise ValueError(f"ties must be largest or smallest, got {ties!r}")
+    sign = -1.0 if ties == "largest" else 1.0
+    return min(wers, key=lambda v: (wers[v], sign * float(v)))
 
 
 def command_options(command: str, names: Iterable[str]) -> str:

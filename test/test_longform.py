@@ -224,3 +224,56 @@ def test_a_recording_longer_than_a_segment_may_be_is_cut():
 
     assert segment_limit(30.0) == 30.0 and segment_limit(30.0, 8.0) == 8.0 and segment_limit(10.0, 20.0) == 10.0
     assert needs_segmenting(12 * FS, FS, segment_limit(30.0, 8.0)) and not needs_segmenting(12 * FS, FS, 30.0)
+
+
+def nonspeech(seconds: float = 3.0):
+    """Silence, white noise and a melody of pure tones (16 kHz float): what `make_stress_set` puts in its
+    non-speech set."""
+    rng = np.random.default_rng(0)
+    n = int(seconds * FS)
+    t = np.arange(n) / FS
+    melody = np.concatenate([0.3 * np.sin(2 * np.pi * f * t[: n // 4]) for f in (440, 554, 659, 880)])
+    return {"silence": np.zeros(n, np.float32), "noise": (0.1 * rng.standard_normal(n)).astype(np.float32),
+            "tones": melody.astype(np.float32)}
+
+
+@needs_espeak
+def test_the_vad_finds_speech_in_speech_and_none_in_silence_noise_or_tones(tmp_path):
+    from espnet_llm.longform import has_speech
+
+    assert has_speech(recording(tmp_path, 0.1), FS)
+    assert {name: has_speech(wav, FS) for name, wav in nonspeech().items()} == dict.fromkeys(nonspeech(), False)
+    assert not has_speech(np.zeros(0, np.float32), FS)
+
+
+@needs_espeak
+def test_the_vad_gate_leaves_non_speech_undecoded_and_decodes_speech(raw_speech_llm, tmp_path):
+    import soundfile as sf
+
+    from espnet_llm.bin.llm_asr_inference import main
+    from espnet_llm.inference import Speech2TextLLM
+    from espnet_llm.longform import LongTranscript
+
+    s2t = Speech2TextLLM.from_pretrained(raw_speech_llm, maxlenratio=0.05, maxlen_offset=2)
+    speech = recording(tmp_path, 0.1)
+    noise = nonspeech()["noise"]
+    assert s2t.transcribe(noise, vad_gate=True) == ""
+    assert s2t.transcribe(noise, vad_gate=True, return_details=True) == LongTranscript("", [])
+    assert s2t.transcribe(speech, vad_gate=True) == s2t.transcribe(speech)  # speech: decoded as without the gate
+
+    lines = []
+    for name, wav in [("a-speech", speech), *nonspeech().items()]:
+        sf.write(tmp_path / f"{name}.wav", wav, FS)
+        lines.append(f"{name} {tmp_path / f'{name}.wav'}\n")
+    (tmp_path / "wav.scp").write_text("".join(lines))
+    out = tmp_path / "out"
+    main(["--exp_dir", str(raw_speech_llm), "--data_path_and_name_and_type", f"{tmp_path / 'wav.scp'},speech,sound",
+          "--output_dir", str(out), "--maxlenratio", "0.05", "--maxlen_offset", "2", "--batch_size", "4",
+          "--vad_gate", "true"])
+    recog = out / "1best_recog"
+    vad = dict(line.split() for line in (recog / "vad").read_text().splitlines())
+    assert vad == {"a-speech": "speech", "noise": "no_speech", "silence": "no_speech", "tones": "no_speech"}
+    text = dict((line.split(" ", 1) + [""])[:2] for line in (recog / "text").read_text().splitlines())
+    assert sorted(text) == sorted(vad) and all(text[k].strip() == "" for k in ("noise", "silence", "tones"))
+    assert text["a-speech"].strip() == s2t.transcribe(speech)  # decoded (the tiny model's words, whatever they are)
+    assert [line.split()[0] for line in (recog / "token_int").read_text().splitlines()] == ["a-speech"]

@@ -2,7 +2,8 @@
 import pytest
 
 from espnet_llm.studies import (CtmWord, best_setting, boundary_errors, command_options, distractors, hotword_recall,
-                                is_runaway, join_segments, phrase_count, read_ctm, with_phrases, word_pairs)
+                                is_runaway, join_segments, kaldi_words, phrase_count, rare_words, read_ctm,
+                                with_phrases, word_pairs)
 
 
 def test_read_ctm_orders_words_in_time_and_names_a_bad_line(tmp_path):
@@ -45,6 +46,15 @@ def test_distractors_are_frequent_unseen_long_words_in_a_fixed_order():
     assert distractors(texts, exclude=[], n=10, min_letters=7) == ["MARIANNE", "COTTAGE", "NORLAND"]
 
 
+def test_rare_words_are_the_words_training_has_at_most_so_often_in_order_of_first_occurrence():
+    dev = kaldi_words("d1 APRIL FIRST\nd2 may thirtieth first\nd3 ENTER\n")
+    assert dev == ["APRIL", "FIRST", "MAY", "THIRTIETH", "FIRST", "ENTER"]
+    train = kaldi_words("t1 FIRST FIRST ENTER\nt2 MAY MAY THIRTIETH\nt3 FIRST ENTER ENTER\n")
+    assert rare_words(dev, train) == ["APRIL"]
+    assert rare_words(dev, train, max_count=1) == ["APRIL", "THIRTIETH"]
+    assert rare_words(dev, train, max_count=2) == ["APRIL", "MAY", "THIRTIETH"]
+
+
 def test_runaway_is_a_repeated_ngram_or_more_words_than_the_audio_holds():
     assert not is_runaway("ONE TWO THREE FOUR", 2.0)
     assert is_runaway("GO GO GO GO", 10.0)
@@ -62,8 +72,11 @@ def test_join_segments_joins_the_hypotheses_of_each_recording_in_time_order():
 def test_best_setting_is_the_lowest_wer_and_on_a_tie_the_largest_value():
     assert best_setting({"0.4": 12.0, "0.6": 9.5, "0.8": 11.0}) == "0.6"
     assert best_setting({"0.4": 9.5, "0.8": 9.5, "0.6": 10.0}) == "0.8"
+    assert best_setting({"2": 9.5, "4": 9.5, "6": 10.0}, ties="smallest") == "2"
     with pytest.raises(ValueError, match="no setting"):
         best_setting({})
+    with pytest.raises(ValueError, match="ties must be"):
+        best_setting({"2": 1.0}, ties="middle")
 
 
 def test_command_options_picks_the_named_options_of_a_command_line():
@@ -205,3 +218,83 @@ def test_the_fallback_table_has_a_row_per_mode_at_the_threshold_of_its_lowest_de
         "|none|WER 25.0, runaway 0/2|non-empty 1/1, runaway 1/1|",
         "|joint, threshold 0.5|WER 0.0, runaway 0/2, fell back 1|non-empty 1/1, runaway 0/1, fell back 1|",
         "|ctc, threshold 0.8|WER 25.0, runaway 0/2, fell back 0|non-empty 0/1, runaway 0/1, fell back 1|"]
+
+
+def test_the_report_chooses_the_hotword_bonus_of_the_lowest_dev_wer_and_shows_its_grid(tmp_path, capsys):
+    """`studies_report --choose_hotword_bonus`: the grid's decodes of dev with its rare words, the lowest WER (ties: the
+    smallest bonus); the report shows the grid with the rare words found, and the bonus of each test decode."""
+    from espnet_llm.bin.studies_report import main
+
+    data = tmp_path / "data"
+    for name, text in (("dev", "d1 APRIL FIRST\nd2 MAY SIXTH\n"), ("test", "t1 NOVEMBER NINTH\nt2 ONE TWO\n")):
+        (data / name).mkdir(parents=True)
+        (data / name / "text").write_text(text)
+    (data / "hotwords").mkdir()
+    (data / "hotwords" / "dev_rare.txt").write_text("APRIL\nMAY\n")
+    (data / "hotwords" / "biased.txt").write_text("NOVEMBER\n")
+    studies = tmp_path / "studies"
+
+    def decode(study, dset, hyp, bonus=None):
+        recog = studies / study / dset / "1best_recog"
+        recog.mkdir(parents=True)
+        (recog / "text").write_text(hyp)
+        if bonus is not None:
+            (recog.parent / "command.txt").write_text(f"python -m x --hotwords h.txt --hotword_bonus {bonus}\n")
+
+    decode("hotwords_grid_b2", "dev", "d1 APRIL FIRST\nd2 MY SIXTH\n")      # 1 error, APRIL found
+    decode("hotwords_grid_b4", "dev", "d1 APRIL FIRST\nd2 MAY SIXTH\n")     # 0 errors, both found
+    decode("hotwords_grid_b6", "dev", "d1 APRIL FIRST\nd2 MAY MAY SIXTH\n")  # 1 insertion
+    (studies / "hotwords_grid_b8" / "dev").mkdir(parents=True)                 # not decoded
+    decode("hotwords_none", "test", "t1 SEVENTEEN NINTH\nt2 ONE TWO\n")
+    decode("hotwords_biased", "test", "t1 NOVEMBER NINTH\nt2 ONE TWO\n", bonus=4)
+    args = ["--studies_dir", str(studies), "--data_root", str(data)]
+    assert main(args + ["--choose_hotword_bonus", "--hotword_bonus_grid", "2", "4", "6", "8"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "4\n" and "2: 25.0 (1/2), 4: 0.0 (2/2), 6: 25.0 (2/2); chosen 4" in out.err
+    decode("hotwords_grid_b1", "dev", "d1 APRIL FIRST\nd2 MAY SIXTH\n")     # ties with 4: the smaller bonus
+    assert main(args + ["--choose_hotword_bonus"]) == 0 and capsys.readouterr().out == "1\n"
+    with pytest.raises(SystemExit, match="to choose --hotword_bonus from"):
+        main(args + ["--choose_hotword_bonus", "--hotword_bonus_grid", "3"])
+    report = tmp_path / "R.md"
+    assert main(args + ["--hotword_sets", "test", "--hotword_bonus_grid", "2", "4", "6", "--out", str(report)]) == 0
+    section = report.read_text().split("## Hotword biasing", 1)[1].split("## ", 1)[0]
+    assert "(APRIL, MAY: the words" in section and "Chosen: 4." in section
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert rows[:4] == ["|bonus|2|4|6|", "|---|---|---|---|", "|dev WER|25.0|0.0|25.0|",
+                        "|rare words found|1 / 2|2 / 2|2 / 2|"]
+    assert "|test|no list|0 / 1|25.0|0.0|1|" in rows and "|test|1 phrases, bonus 4|1 / 1|0.0|0.0|1|" in rows
+
+
+def test_the_fallback_table_has_a_row_for_the_vad_gate(tmp_path):
+    """`vadgate_greedy/<set>`: a row after `none`, with how many recordings the gate kept from decoding."""
+    import numpy as np
+    import soundfile as sf
+
+    from espnet_llm.bin.studies_report import main
+
+    d = tmp_path / "data" / "noise"
+    d.mkdir(parents=True)
+    sf.write(d / "a.wav", np.zeros(16000, np.float32), 16000)
+    (d / "wav.scp").write_text(f"n1 {d / 'a.wav'}\nn2 {d / 'a.wav'}\n")
+    dev = tmp_path / "data" / "dev"
+    dev.mkdir()
+    sf.write(dev / "a.wav", np.zeros(16000, np.float32), 16000)
+    (dev / "wav.scp").write_text(f"u1 {dev / 'a.wav'}\n")
+    (dev / "text").write_text("u1 A B\n")
+    studies = tmp_path / "studies"
+    for study, dset, hyp, extra in (
+            ("fallback_none", "noise", "n1 X Y\nn2 Z\n", {}), ("fallback_none", "dev", "u1 A B\n", {}),
+            ("fallback_joint_t0.5", "dev", "u1 A B\n", {"fallback": "u1 -\n"}),
+            ("vadgate_greedy", "noise", "n1 \nn2 Z\n", {"vad": "n1 no_speech\nn2 speech\n"}),
+            ("vadgate_greedy", "dev", "u1 A B\n", {"vad": "u1 speech\n"})):
+        recog = studies / study / dset / "1best_recog"
+        recog.mkdir(parents=True)
+        (recog / "text").write_text(hyp)
+        for name, content in extra.items():
+            (recog / name).write_text(content)
+    out = tmp_path / "R.md"
+    assert main(["--studies_dir", str(studies), "--data_root", str(tmp_path / "data"), "--fallback_sets", "dev",
+                 "noise", "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().split("## CTC fallback", 1)[1].splitlines() if line.startswith("|")]
+    assert rows[2:4] == ["|none|WER 0.0, runaway 0/1|non-empty 2/2, runaway 0/2|",
+                         "|none, VAD gate|WER 0.0, runaway 0/1, gated 0|non-empty 1/2, runaway 0/2, gated 1|"]

@@ -53,6 +53,11 @@ times), that runs to the length bound, or whose WER against the CTC best path ex
 decoded again with joint CTC/LLM beam search at `--fallback_ctc_weight` (joint) or replaced by the CTC best path
 (ctc); `{output_dir}/1best_recog/fallback` holds `<utt> <reason>` (`-`: kept, `loop`, `length`, `ctc_disagreement`).
 
+VAD gate (`--vad_gate true`, raw-audio models): a recording in which Silero VAD finds no speech (no region of at
+least 250 ms) is not decoded and gets an empty transcript; `{output_dir}/1best_recog/vad` holds `<utt> speech` or
+`<utt> no_speech`. The fallback above needs speech to compare with: it cannot stop a speech LLM from writing words
+over silence, noise or music; the gate can.
+
 LLM engine (`--llm_engine`, espnet_llm.decode.engine): `hf` runs the Hugging Face model (the reference); `openvino`
 and `onnxruntime` run its forward exported with the KV cache as inputs (LoRA merged first), in every search mode.
 f32 gives the reference's tokens (logits within float rounding); `--llm_precision bf16|int8` (OpenVINO) trade
@@ -123,7 +128,7 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
     from espnet_llm.decode.guards import word_error_rate
     from espnet_llm.decode.hotwords import read_hotwords
     from espnet_llm.decode.timestamps import ctm_lines
-    from espnet_llm.longform import segment_limit, speech_segments, transcribe_segments
+    from espnet_llm.longform import has_speech, segment_limit, speech_segments, transcribe_segments
     from espnet_llm.inference import Speech2TextLLM, speech_input
     from espnet_llm.tasks.llm_asr import LLMASRTask
 
@@ -168,6 +173,8 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
         raise ValueError(f"--long_form must be auto, true or false, got {args.long_form!r}")
     if long_form == "true" and speech_input(train_args).kind != "raw":
         raise ValueError("--long_form needs a model that reads raw audio (wav.scp as sound): the VAD cuts samples")
+    if args.vad_gate and speech_input(train_args).kind != "raw":
+        raise ValueError("--vad_gate needs a model that reads raw audio (wav.scp as sound): the VAD reads samples")
     long_samples = None
     if long_form != "false" and speech_input(train_args).kind == "raw":
         long_samples = 0 if long_form == "true" else int(
@@ -196,6 +203,20 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
             lengths = batch.get("speech_lengths")
             if lengths is None:
                 lengths = torch.full((len(keys),), batch["speech"].shape[1], dtype=torch.long)
+            if args.vad_gate:  # recordings without speech: an empty transcript, not decoded
+                silent = [i for i in range(len(keys))
+                          if not has_speech(batch["speech"][i, : int(lengths[i])].numpy(), fs)]
+                for i, key in enumerate(keys):
+                    writer["1best_recog"]["vad"][key] = "no_speech" if i in silent else "speech"
+                    if i in silent:
+                        writer["1best_recog"]["text"][key] = ""
+                        logging.info(f"{key}: no speech found by the VAD: empty transcript")
+                if silent:
+                    seconds += audio_seconds(lengths[silent], batch["speech"], fs)
+                    done += len(silent)
+                    keys, batch, lengths = keep(keys, batch, lengths, silent)
+                    if not keys:
+                        continue
             long = [] if long_samples is None else [i for i in range(len(keys)) if int(lengths[i]) > long_samples]
             if long:
                 for i in long:  # a long recording: in VAD segments, batched; the batch's others decode as they are
@@ -214,11 +235,9 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
                     logging.info(f"{key}: {len(result.segments)} segments of {len(wav) / fs:.1f} s")
                 seconds += audio_seconds(lengths[long], batch["speech"], fs)
                 done += len(long)
-                rest = [i for i in range(len(keys)) if i not in long]
-                if not rest:
+                keys, batch, lengths = keep(keys, batch, lengths, long)
+                if not keys:
                     continue
-                keys, lengths = [keys[i] for i in rest], lengths[rest]
-                batch = {"speech": batch["speech"][rest, : int(lengths.max())]}
             try:
                 nbests, ctc_texts = speech2text.decode_batch_with_ctc(batch["speech"], lengths, keys)
             except RuntimeError as e:
@@ -264,6 +283,15 @@ def inference(args: argparse.Namespace, cost: Optional[dict] = None) -> None:
         logging.info(f"speculative greedy: {d.accepted} of {d.proposed} draft tokens accepted "
                      f"({d.accepted / max(d.proposed, 1):.1%}), {d.forwards} LLM forwards for {d.tokens} tokens")
     logging.info(f"done: {done} utterances, {seconds:.1f} s of audio in {elapsed:.1f} s, RTF {elapsed / max(seconds, 1e-9):.3f}")
+
+
+def keep(keys, batch, lengths, drop):
+    """The batch without the utterances at the indices `drop` (handled already): (keys, batch, lengths)."""
+    rest = [i for i in range(len(keys)) if i not in drop]
+    if not rest:
+        return [], batch, lengths
+    lengths = lengths[rest]
+    return [keys[i] for i in rest], {"speech": batch["speech"][rest, : int(lengths.max())]}, lengths
 
 
 def positive_seconds(value: str) -> Optional[float]:
@@ -335,6 +363,9 @@ def get_parser() -> argparse.ArgumentParser:
                        help="--long_form: speech regions are never joined across a pause at least this long (> 0; "
                             "the silence between the VAD's regions, before its padding), so that no segment spans a "
                             "sentence-level pause; the segment limits above still apply (default: off)")
+    group.add_argument("--vad_gate", type=str2bool, default=False,
+                       help="a recording in which the VAD (Silero) finds no speech gets an empty transcript and is not "
+                            "decoded; 1best_recog/vad says speech or no_speech per recording")
     group.add_argument("--hotwords", type=str_or_none, default=None,
                        help="file of words or phrases (one a line) the beam search is biased towards (greedy "
                             "becomes a beam search)")

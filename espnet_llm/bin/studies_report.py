@@ -11,6 +11,10 @@ Usage:
     python -m espnet_llm.bin.studies_report --studies_dir exp/llm_asr_whisper_ft_lora/studies \
         --choose_split_pause --split_pause_grid 0.4 0.6 0.8
 
+    # what its step 4 runs: the --hotword_bonus of the lowest dev WER with dev's rare words (stdout)
+    python -m espnet_llm.bin.studies_report --studies_dir exp/llm_asr_whisper_ft_lora/studies \
+        --choose_hotword_bonus --hotword_bonus_grid 2 4 6
+
 The decode dirs (`llm_asr_inference --output_dir`, each `<study>/<set>/` with `1best_recog/text` and `meta.json`):
 - `segments_greedy/<set>` and `longform_greedy/<set>_long` (+ `<set>_all_long`): the reference segments decoded one
   by one, and the long recordings that `datadir_tool concat` made of them (`data/<set>_long/reference_segments`);
@@ -21,10 +25,12 @@ The decode dirs (`llm_asr_inference --output_dir`, each `<study>/<set>/` with `1
 - `wordtimes_greedy/test`: `1best_recog/ctm` against `--ref_ctm` (an independent alignment of the references);
 - `hotwords_{none,biased,distractors}/<set>`: beam search without a list, with `data/hotwords/biased.txt`, and with
   it plus distractors (`data/hotwords/distractors.txt`): recall of the biased phrases, WER, WER of the utterances
-  without a biased phrase;
-- `fallback_none/<set>` and `fallback_joint_t<threshold>/<set>`: greedy search without and with the CTC fallback at
-  each threshold; the threshold of the lowest dev WER is reported (ties: the highest); on the stress sets of
-  `make_stress_set` (`stress_nonspeech`, no text: any output is a hallucination; `stress_speech`).
+  without a biased phrase; `hotwords_grid_b<bonus>/dev`: dev with its rare words (`data/hotwords/dev_rare.txt`) at
+  each `--hotword_bonus` of the grid that chooses it (the lowest WER; ties: the smallest bonus);
+- `fallback_none/<set>` and `fallback_{joint,ctc}_t<threshold>/<set>`: greedy search without and with the CTC
+  fallback at each threshold, the threshold of the lowest dev WER reported (ties: the highest); `vadgate_greedy/<set>`:
+  greedy search behind the VAD gate (`--vad_gate true`); on the stress sets of `make_stress_set` too
+  (`stress_nonspeech`, no text: any output is a hallucination; `stress_speech`).
 
 A study whose decode dirs are missing is left out of the report with a line saying so. Scores go to
 `<decode dir>/score_study/`; audio durations are read from the data dirs' wav.scp (`--data_root`).
@@ -33,7 +39,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from espnet_llm.bin import UsageHelpFormatter
 
@@ -51,6 +57,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--choose_split_pause", action="store_true",
                         help="only print the --split_pause_seconds of the lowest dev WER (the grid's WERs to stderr)")
     parser.add_argument("--hotword_sets", nargs="*", default=["test", "librivox"])
+    parser.add_argument("--hotword_dev_set", default="dev",
+                        help="the set whose decodes with its rare words (data/hotwords/<set>_rare.txt) choose "
+                             "--hotword_bonus")
+    parser.add_argument("--hotword_bonus_grid", nargs="*", type=float,
+                        help="the --hotword_bonus values of the choice (default: every one decoded)")
+    parser.add_argument("--choose_hotword_bonus", action="store_true",
+                        help="only print the --hotword_bonus of the lowest dev WER (ties: the smallest)")
     parser.add_argument("--fallback_sets", nargs="*", default=["dev", "test", "stress_speech", "stress_nonspeech"])
     parser.add_argument("--command", default="./run_studies.sh", help="the command named in the report")
     parser.add_argument("--plot", type=Path, help="a PNG of one utterance's words on its waveform")
@@ -125,6 +138,38 @@ def split_pause_grid(args) -> Dict[str, float]:
         study = Study(path / data.name, data)
         if study.done and (data / "text").is_file():
             out[value] = wer(read_table(data / "text"), study.text(), study.path / "score_study")["Err"]
+    return dict(sorted(out.items(), key=lambda kv: float(kv[0])))
+
+
+BONUS_GRID = "hotwords_grid_b"  # + <bonus>/<dev set>: the grid of --hotword_bonus with the dev set's rare words
+
+
+def hotword_bonus_grid(args) -> Dict[str, Tuple[float, int, int]]:
+    """{--hotword_bonus as its dir names it: (WER, rare words found, occurring)} of the grid's decodes of the dev
+    set with its rare-word list (`<studies>/hotwords_grid_b<bonus>/<dev>`), only `--hotword_bonus_grid`'s if given."""
+    from espnet_llm.decode.hotwords import read_hotwords
+    from espnet_llm.scoring import read_text
+    from espnet_llm.studies import hotword_recall
+
+    data = args.data_root / args.hotword_dev_set
+    words = args.data_root / "hotwords" / f"{args.hotword_dev_set}_rare.txt"
+    out: Dict[str, Tuple[float, int, int]] = {}
+    if not words.is_file() or not (data / "text").is_file():
+        return out
+    phrases = read_hotwords(str(words))
+    ref = read_text(data / "text")
+    for path in sorted(args.studies_dir.glob(f"{BONUS_GRID}*")):
+        value = path.name[len(BONUS_GRID):]
+        try:
+            bonus = float(value)
+        except ValueError:
+            continue
+        if args.hotword_bonus_grid and not any(abs(bonus - g) < 1e-9 for g in args.hotword_bonus_grid):
+            continue
+        study = Study(path / data.name, data)
+        if study.done:
+            hyp = study.text()
+            out[value] = (wer(ref, hyp, study.path / "score_study")["Err"], *hotword_recall(ref, hyp, phrases))
     return dict(sorted(out.items(), key=lambda kv: float(kv[0])))
 
 
@@ -297,6 +342,20 @@ def hotwords(args, out: List[str]) -> None:
     dfile = args.data_root / "hotwords" / "distractors.txt"
     if dfile.is_file():
         lists["distractors"] = f"{len(phrases)} phrases + {len(read_hotwords(str(dfile))) - len(phrases)} distractors"
+    grid = hotword_bonus_grid(args)
+    if grid:
+        from espnet_llm.studies import best_setting
+
+        dev_words = read_hotwords(str(args.data_root / "hotwords" / f"{args.hotword_dev_set}_rare.txt"))
+        chosen = best_setting({v: w for v, (w, _, _) in grid.items()}, ties="smallest")
+        out.append(f"`--hotword_bonus` is chosen on {args.hotword_dev_set} with a list of its rare words "
+                   f"({', '.join(dev_words)}: the words of its transcripts that training's have at most twice; "
+                   f"`data/hotwords/{args.hotword_dev_set}_rare.txt`), the lowest WER (ties: the smallest bonus):\n")
+        out.append("|bonus|" + "|".join(grid) + "|")
+        out.append("|---|" + "---|" * len(grid))
+        out.append(f"|{args.hotword_dev_set} WER|" + "|".join(fmt(w) for w, _, _ in grid.values()) + "|")
+        out.append("|rare words found|" + "|".join(f"{f} / {n}" for _, f, n in grid.values()) + "|")
+        out.append(f"\nChosen: {chosen}.\n")
     rows = []
     for dset in args.hotword_sets:
         ref = read_text(args.data_root / dset / "text")
@@ -310,7 +369,9 @@ def hotwords(args, out: List[str]) -> None:
             w_all = wer(ref, hyp, study.path / "score_study")
             w_plain = wer({u: ref[u] for u in plain}, {u: hyp[u] for u in plain if u in hyp},
                           study.path / "score_study_without") if plain else None
-            rows.append([dset, label, f"{found} / {occurring}", fmt(w_all["Err"]),
+            bonus = command_bonus(study.path)
+            rows.append([dset, label + (f", bonus {bonus}" if bonus and name != "none" else ""),
+                         f"{found} / {occurring}", fmt(w_all["Err"]),
                          fmt(w_plain["Err"]) if w_plain else "-", str(len(plain))])
     if not rows:
         out.append("Not measured: no decodes under `hotwords_*/`.\n")
@@ -325,6 +386,17 @@ def hotwords(args, out: List[str]) -> None:
     out.append("|---|---|---|---|---|---|")
     out += ["|" + "|".join(r) + "|" for r in rows]
     out.append("")
+
+
+def command_bonus(path: Path) -> Optional[str]:
+    """The --hotword_bonus of a decode dir's command.txt (None: not given there)."""
+    from espnet_llm.studies import command_options
+
+    command = path / "command.txt"
+    if not command.is_file():
+        return None
+    options = command_options(command.read_text(encoding="utf-8"), ["--hotword_bonus"]).split()
+    return options[1] if len(options) == 2 else None
 
 
 def fallback(args, out: List[str]) -> None:
@@ -350,8 +422,10 @@ def fallback(args, out: List[str]) -> None:
     if not none.is_dir() or not chosen:
         out.append("Not measured: no decodes under `fallback_none/` and dev decodes under `fallback_{joint,ctc}_t*/`.\n")
         return
+    gate = args.studies_dir / "vadgate_greedy"
+    systems = [("none", none)] + ([("none, VAD gate", gate)] if gate.is_dir() else []) + chosen
     rows = []
-    for label, root in [("none", none)] + chosen:
+    for label, root in systems:
         row = [label]
         for dset in args.fallback_sets:
             study = Study(root / dset, args.data_root / dset)
@@ -366,7 +440,9 @@ def fallback(args, out: List[str]) -> None:
                 cell = f"WER {wer(read_text(study.data / 'text'), hyp, study.path / 'score_study')['Err']:.1f}, " + cell
             else:
                 cell = f"non-empty {sum(1 for u in secs if hyp.get(u, '').strip())}/{len(secs)}, " + cell
-            if label != "none":
+            if root == gate:
+                cell += f", gated {sum(1 for v in study.text('vad').values() if v.strip() == 'no_speech')}"
+            elif label != "none":
                 cell += f", fell back {marked}"
             row.append(cell)
         rows.append(row)
@@ -377,7 +453,8 @@ def fallback(args, out: List[str]) -> None:
                f"chosen on dev: {'; '.join(grids)}. Stress sets (`make_stress_set`): "
                "`stress_nonspeech` has silence, noise and tone melodies (any output is a hallucination), "
                "`stress_speech` very short, 25-s joined and out-of-domain speech. Runaway: a word n-gram repeated "
-               "more than 3 times, or more than 5 words per second of audio plus 2.\n")
+               "more than 3 times, or more than 5 words per second of audio plus 2. VAD gate (`--vad_gate true`): "
+               "a recording in which Silero VAD finds no speech is not decoded (gated: how many).\n")
     out.append("|fallback|" + "|".join(args.fallback_sets) + "|")
     out.append("|---|" + "---|" * len(args.fallback_sets))
     out += ["|" + "|".join(r) + "|" for r in rows]
@@ -387,8 +464,8 @@ def fallback(args, out: List[str]) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = get_parser()
     args = parser.parse_args(argv)
-    if args.out is None and not args.choose_split_pause:
-        parser.error("--out is required (unless --choose_split_pause)")
+    if args.out is None and not (args.choose_split_pause or args.choose_hotword_bonus):
+        parser.error("--out is required (unless --choose_split_pause or --choose_hotword_bonus)")
     if not args.studies_dir.is_dir():
         sys.exit(f"studies_report: {args.studies_dir} does not exist (run the studies' decodes first)")
     if args.choose_split_pause:
@@ -401,6 +478,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         best = best_setting(grid)
         print(f"studies_report: {args.pause_dev_set}_long WER by --split_pause_seconds: "
               f"{', '.join(f'{v}: {w:.1f}' for v, w in grid.items())}; chosen {best}", file=sys.stderr)
+        print(best)
+        return 0
+    if args.choose_hotword_bonus:
+        from espnet_llm.studies import best_setting
+
+        grid = hotword_bonus_grid(args)
+        if not grid:
+            sys.exit(f"studies_report: no decodes of {args.hotword_dev_set} with data/hotwords/"
+                     f"{args.hotword_dev_set}_rare.txt under {args.studies_dir}/{BONUS_GRID}<bonus>/ to choose "
+                     "--hotword_bonus from")
+        best = best_setting({v: w for v, (w, _, _) in grid.items()}, ties="smallest")
+        print(f"studies_report: {args.hotword_dev_set} WER (rare words found) by --hotword_bonus: "
+              f"{', '.join(f'{v}: {w:.1f} ({f}/{n})' for v, (w, f, n) in grid.items())}; chosen {best}", file=sys.stderr)
         print(best)
         return 0
     from espnet_llm.results import environment

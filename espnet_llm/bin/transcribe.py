@@ -16,7 +16,8 @@ LLM; ESPnet's Speech2Text defaults (beam 20, ctc_weight 0.5) for an AM.
 
 A recording longer than `--max_segment_seconds` (30, the Whisper encoder's window) is cut at its pauses by Silero
 VAD and decoded in segments (espnet_llm.longform); `--segments` prints one `<file> <start> <end> <text>` line per
-segment instead of the stitched transcript.
+segment instead of the stitched transcript. `--vad_gate`: a file in which the VAD finds no speech (silence, noise,
+music) is not decoded and prints an empty transcript.
 """
 import argparse
 import contextlib
@@ -44,6 +45,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--long_form", choices=("auto", "true", "false"), default="auto",
                         help="cut the recording at pauses into segments (auto: when longer than --max_segment_seconds)")
     parser.add_argument("--max_segment_seconds", type=float, default=30.0, help="the longest segment")
+    parser.add_argument("--vad_gate", action="store_true",
+                        help="a file in which the VAD finds no speech is not decoded: its transcript is empty")
     parser.add_argument("--segments", action="store_true", help="print each segment with its start and end seconds")
     parser.add_argument("--log_level", default="WARNING", choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"))
     return parser
@@ -69,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         long_form = {"auto": "auto", "true": True, "false": False}[args.long_form]
         try:
             best = model.transcribe(path, return_details=True, long_form=long_form,
-                                    max_segment_seconds=args.max_segment_seconds)
+                                    max_segment_seconds=args.max_segment_seconds, vad_gate=args.vad_gate)
         except (AudioError, ValueError, RuntimeError) as e:
             print(f"espnet-llm-transcribe: error: {path}: {e}", file=sys.stderr)
             failed += 1

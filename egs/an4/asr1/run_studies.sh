@@ -11,8 +11,11 @@
 #                           -> studies/longform_greedy_pause<s>/, the value of the lowest dev WER on the test sets
 #                           -> studies/longform_pause_greedy/
 #   Step 3: word times      speech LLM CTM; the AM's alignment of the references -> studies/wordtimes_greedy/test/
-#   Step 4: hotwords        beam 10 + CTC without / with the list / with distractors -> studies/hotwords_*/ (test)
-#   Step 5: fallback        greedy without / with --fallback joint|ctc at each threshold -> studies/fallback_*/
+#   Step 4: hotwords        beam 10 + CTC on dev with its rare words at each --hotword_bonus of the grid
+#                           -> studies/hotwords_grid_b<bonus>/dev; the bonus of the lowest dev WER on test without /
+#                           with the list / with distractors -> studies/hotwords_{none,biased,distractors}/test
+#   Step 5: fallback        greedy without / with --fallback joint|ctc at each threshold -> studies/fallback_*/;
+#                           greedy behind the VAD gate (--vad_gate true) -> studies/vadgate_greedy/
 #   Step 6: report          all of the above                                  -> RESULTS_studies.md (+ a PNG)
 #
 #   ./run_studies.sh                        # every step (a finished decode is not redone)
@@ -37,7 +40,8 @@ merge_segment_seconds=8 # long-form: pauses join speech into one segment only up
 split_pause_grid="0.4 0.6 0.8"  # long-form: never join speech across a pause this long (s); dev_long chooses
 thresholds="0.5 0.8"      # CTC-disagreement thresholds of the fallback; dev chooses, per mode
 fallback_modes="joint ctc"  # the fallback: decode again with joint CTC, or take the CTC head's best path
-hotword_bonus=2.0       # score bonus per LLM token of a listed phrase
+hotword_bonus_grid="2 4 6"  # score bonus per LLM token of a listed phrase; dev with its rare words chooses
+rare_max_train_count=2  # dev's biasing list: its words that the training transcripts have at most this often
 hotword_sets="test"     # sets of the hotword study (each hypothesis runs to its length bound: costly)
 distractors=100         # distractor words added to the biasing list
 distractor_texts="../../../../shared/data/text/gutenberg/austen-*.txt"  # where the distractors come from
@@ -74,6 +78,8 @@ if [ "${step}" -le 1 ] && [ "${stop_step}" -ge 1 ]; then
   [ -f data/test_all_long/text ] || python -m espnet_llm.bin.datadir_tool concat --single --pause 1.0 data/test data/test_all_long
   [ -f data/stress_nonspeech/wav.scp ] || python -m espnet_llm.bin.make_stress_set --speech data/test --ood data/librivox --out_dir data/stress
   python -m espnet_llm.bin.hotword_list --phrases local/hotwords.txt --out data/hotwords/biased.txt
+  python -m espnet_llm.bin.hotword_list --rare_words_of data/dev/text --train_text data/train/text \
+    --max_train_count "${rare_max_train_count}" --out data/hotwords/dev_rare.txt
   # shellcheck disable=SC2086
   python -m espnet_llm.bin.hotword_list --phrases local/hotwords.txt --distractors "${distractors}" \
     --distractors_from ${distractor_texts} --exclude data/train/text data/dev/text data/test/text data/librivox/text \
@@ -123,18 +129,32 @@ if [ "${step}" -le 3 ] && [ "${stop_step}" -ge 3 ]; then
 fi
 
 if [ "${step}" -le 4 ] && [ "${stop_step}" -ge 4 ]; then
-  log "Step 4: hotwords: data/${hotword_sets// /,} -> ${studies}/hotwords_{none,biased,distractors}"
+  log "Step 4: hotwords: data/dev + data/hotwords/dev_rare.txt, data/${hotword_sets// /,} -> ${studies}/hotwords_{grid_b*,none,biased,distractors}"
+  for bonus in ${hotword_bonus_grid}; do
+    decode "hotwords_grid_b${bonus}" dev conf/decode_llm_beam10_ctc0.3.yaml --hotwords data/hotwords/dev_rare.txt --hotword_bonus "${bonus}"
+  done
+  # shellcheck disable=SC2086
+  bonus=$(python -m espnet_llm.bin.studies_report --studies_dir "${studies}" --choose_hotword_bonus \
+    --hotword_bonus_grid ${hotword_bonus_grid})
+  log "--hotword_bonus ${bonus}: the lowest WER on data/dev with its rare words"
   for dset in ${hotword_sets}; do
     decode hotwords_none "${dset}" conf/decode_llm_beam10_ctc0.3.yaml
-    decode hotwords_biased "${dset}" conf/decode_llm_beam10_ctc0.3.yaml --hotwords data/hotwords/biased.txt --hotword_bonus "${hotword_bonus}"
-    decode hotwords_distractors "${dset}" conf/decode_llm_beam10_ctc0.3.yaml --hotwords data/hotwords/distractors.txt --hotword_bonus "${hotword_bonus}"
+    for list in biased distractors; do
+      dir=${studies}/hotwords_${list}/${dset}
+      if [ -f "${dir}/command.txt" ] && ! grep -qwF -- "--hotword_bonus ${bonus}" "${dir}/command.txt"; then
+        log "${dir} was decoded with another --hotword_bonus: decoding it again"
+        rm -f "${dir}/.done"
+      fi
+      decode "hotwords_${list}" "${dset}" conf/decode_llm_beam10_ctc0.3.yaml --hotwords "data/hotwords/${list}.txt" --hotword_bonus "${bonus}"
+    done
   done
 fi
 
 if [ "${step}" -le 5 ] && [ "${stop_step}" -ge 5 ]; then
-  log "Step 5: fallback: data/{dev,test,stress_speech,stress_nonspeech} -> ${studies}/fallback_{none,joint_t*,ctc_t*}"
+  log "Step 5: fallback: data/{dev,test,stress_speech,stress_nonspeech} -> ${studies}/{fallback_{none,joint_t*,ctc_t*},vadgate_greedy}"
   for dset in dev test stress_speech stress_nonspeech; do
     decode fallback_none "${dset}" conf/decode_llm_greedy.yaml
+    decode vadgate_greedy "${dset}" conf/decode_llm_greedy.yaml --vad_gate true
     for t in ${thresholds}; do
       for how in ${fallback_modes}; do
         decode "fallback_${how}_t${t}" "${dset}" conf/decode_llm_greedy.yaml --fallback "${how}" --fallback_threshold "${t}"
@@ -147,6 +167,6 @@ if [ "${step}" -le 6 ] && [ "${stop_step}" -ge 6 ]; then
   log "Step 6: report: ${studies} -> ${out}"
   # shellcheck disable=SC2086
   python -m espnet_llm.bin.studies_report --studies_dir "${studies}" --ref_ctm "${am_exp}/align_${model%.pth}/test/ctm" \
-    --split_pause_grid ${split_pause_grid} --plot "${out%.md}_word_times.png" --out "${out}"
+    --split_pause_grid ${split_pause_grid} --hotword_bonus_grid ${hotword_bonus_grid} --plot "${out%.md}_word_times.png" --out "${out}"
 fi
 log "Done: ${out}"
