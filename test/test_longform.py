@@ -277,3 +277,13 @@ def test_the_vad_gate_leaves_non_speech_undecoded_and_decodes_speech(raw_speech_
     assert sorted(text) == sorted(vad) and all(text[k].strip() == "" for k in ("noise", "silence", "tones"))
     assert text["a-speech"].strip() == s2t.transcribe(speech)  # decoded (the tiny model's words, whatever they are)
     assert [line.split()[0] for line in (recog / "token_int").read_text().splitlines()] == ["a-speech"]
+
+
+def test_transcribe_prints_an_empty_transcript_for_a_file_without_speech(raw_speech_llm, tmp_path, capsys):
+    import soundfile as sf
+
+    from espnet_llm.bin.transcribe import main
+
+    sf.write(tmp_path / "noise.flac", nonspeech()["noise"], FS)
+    assert main([str(raw_speech_llm), str(tmp_path / "noise.flac"), "--vad_gate"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'noise.flac'} \n"
