@@ -32,6 +32,7 @@ fusion_tune_grid="lm_weight=0.1,0.3 penalty=0,1"  # tuned on dev, per AM, fusion
 asr_tune_grid="penalty=0,0.5,1"  # the AM alone, its length bonus tuned on dev too: the fusions' fair baseline
 test_sets="test dev librivox cards"  # sets the AMs decode (the speech LLMs decode run.sh's llm_test_sets)
 pretraining_sets="test dev"  # part 5: the sets every system of it decodes
+pretraining_llm_decodes=conf/decode_llm_greedy.yaml  # part 5: the speech LLMs' decoding YAMLs (the last: the reference)
 run_args=""             # extra options for every ./run.sh call
 second_llm=""           # part 4's LLM: a Hugging Face causal LM directory or a GGUF file
 stage=13                # the report's stage (13: RESULTS_compare.md)
@@ -44,6 +45,7 @@ common=(--test_sets "${test_sets}" --fusion_inference_configs "${fusions}" --fus
         --asr_tune_grid "${asr_tune_grid}"
         --asr_inference_config "conf/decode_asr_beam10_ctc0.3.yaml conf/decode_asr_ctc_greedy.yaml")
 pretraining=(--test_sets "${pretraining_sets}" --llm_test_sets "${pretraining_sets}" --asr_tune_grid "${asr_tune_grid}"
+             --llm_inference_config "${pretraining_llm_decodes}"
              --fusion_inference_configs conf/decode_asr_rescore_nbest10.yaml --fusion_tune_grid "${fusion_tune_grid}")
 whisper_am=(--asr_config conf/tuning/train_asr_whisper_ctc_att.yaml --asr_input raw --asr_speed_perturb false)
 for part in ${parts}; do
