@@ -120,6 +120,21 @@ PAUSE_GRID = "longform_greedy_pause"  # + <seconds>/<dev set>_long: the grid of 
 PAUSE_CHOSEN = "longform_pause_greedy"  # /<set>_long: the long recordings with the chosen value
 
 
+def grid_dirs(studies: Path, prefix: str, grid: Optional[Sequence[float]]) -> List[Tuple[str, Path]]:
+    """(value as the dir names it, dir) of the study dirs `<prefix><number>` under `studies`, only the numbers of
+    `grid` if given."""
+    out = []
+    for path in sorted(studies.glob(f"{prefix}*")):
+        value = path.name[len(prefix):]
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if not grid or any(abs(number - g) < 1e-9 for g in grid):
+            out.append((value, path))
+    return out
+
+
 def split_pause_grid(args) -> Dict[str, float]:
     """{--split_pause_seconds as its dir names it: WER} of the grid's decodes of the dev set's joined recordings
     (`<studies>/longform_greedy_pause<seconds>/<dev>_long`), only the values of `--split_pause_grid` if given."""
@@ -127,14 +142,7 @@ def split_pause_grid(args) -> Dict[str, float]:
 
     data = args.data_root / f"{args.pause_dev_set}_long"
     out: Dict[str, float] = {}
-    for path in sorted(args.studies_dir.glob(f"{PAUSE_GRID}*")):
-        value = path.name[len(PAUSE_GRID):]
-        try:
-            seconds = float(value)
-        except ValueError:
-            continue
-        if args.split_pause_grid and not any(abs(seconds - g) < 1e-9 for g in args.split_pause_grid):
-            continue
+    for value, path in grid_dirs(args.studies_dir, PAUSE_GRID, args.split_pause_grid):
         study = Study(path / data.name, data)
         if study.done and (data / "text").is_file():
             out[value] = wer(read_table(data / "text"), study.text(), study.path / "score_study")["Err"]
@@ -158,14 +166,7 @@ def hotword_bonus_grid(args) -> Dict[str, Tuple[float, int, int]]:
         return out
     phrases = read_hotwords(str(words))
     ref = read_text(data / "text")
-    for path in sorted(args.studies_dir.glob(f"{BONUS_GRID}*")):
-        value = path.name[len(BONUS_GRID):]
-        try:
-            bonus = float(value)
-        except ValueError:
-            continue
-        if args.hotword_bonus_grid and not any(abs(bonus - g) < 1e-9 for g in args.hotword_bonus_grid):
-            continue
+    for value, path in grid_dirs(args.studies_dir, BONUS_GRID, args.hotword_bonus_grid):
         study = Study(path / data.name, data)
         if study.done:
             hyp = study.text()

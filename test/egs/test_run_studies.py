@@ -69,7 +69,7 @@ def test_run_studies_measures_every_study_on_tiny_models(recipe, tiny_llm_dir, w
     env = dict(os.environ, OMP_NUM_THREADS="1")
     run = subprocess.run(["./run_studies.sh", "--llm_exp", "exp/llm_tiny", "--am_exp", "exp/am_tiny",
                           "--thresholds", "0.5 0.9", "--distractors", "5", "--nthreads", "1", "--max_segment_seconds", "4",
-                          "--split_pause_grid", "0.5 1.5",
+                          "--split_pause_grid", "0.5 1.5", "--hotword_bonus_grid", "1 3",
                           "--distractor_texts", str(SHARED / "text" / "gutenberg" / "austen-*.txt")],
                          cwd=recipe, capture_output=True, text=True, timeout=1500, env=env, check=False)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
@@ -108,7 +108,18 @@ def test_run_studies_measures_every_study_on_tiny_models(recipe, tiny_llm_dir, w
     assert [r.split("|")[1] for r in rows] == ["dev_long", "dev_long", "test_long", "test_all_long", "librivox_long"]
     assert sum(r.endswith(" (dev grid: chosen)|") for r in rows) == 1
     assert all(r.endswith(f"--split_pause_seconds {chosen}`|") for r in rows[2:])
-    assert "|test|3 phrases|" in report and "|test|3 phrases + 5 distractors|" in report
+    # the hotword bonus: the grid on dev with its rare words, the chosen bonus on test
+    assert (data / "hotwords/dev_rare.txt").read_text().splitlines() == ["NO", "ENTER", "NINE", "ONE", "SIX"]
+    for bonus in ("1", "3"):
+        assert f"--hotword_bonus {bonus}" in (studies / f"hotwords_grid_b{bonus}/dev/command.txt").read_text()
+    bonus = (studies / "hotwords_biased/test/command.txt").read_text().split()[-1]
+    assert bonus in ("1", "3") and f"--hotword_bonus {bonus}: the lowest WER" in run.stdout
+    assert f"|test|3 phrases, bonus {bonus}|" in report and f"|test|3 phrases + 5 distractors, bonus {bonus}|" in report
+    assert "|bonus|1|3|" in report and f"Chosen: {bonus}." in report
+    # the VAD gate: every set, a row of the fallback table
+    vad = (studies / "vadgate_greedy/stress_nonspeech/1best_recog/vad").read_text().splitlines()
+    assert len(vad) >= 12 and {line.split()[1] for line in vad} <= {"speech", "no_speech"}
+    assert "|none, VAD gate|" in report
     assert "|none|" in report and "|joint, threshold " in report
     assert (recipe / "RESULTS_studies_word_times.png").stat().st_size > 10000
     again = subprocess.run(["./run_studies.sh", "--llm_exp", "exp/llm_tiny", "--am_exp", "exp/am_tiny", "--step", "2",

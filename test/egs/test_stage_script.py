@@ -372,7 +372,7 @@ def test_stage_7_converts_a_gguf_file_given_as_llm(recipe):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--parts", "bogus"], "Error: --parts bogus: whisper, scratch, random or second_llm"),
+    (["--parts", "bogus"], "Error: --parts bogus: whisper, scratch, random, pretraining or second_llm"),
     (["--parts", "second_llm"], "Error: --parts second_llm needs --second_llm DIR_OR_GGUF (got '')"),
     (["--parts", "second_llm", "--second_llm", "/no/such.gguf"],
      "Error: --parts second_llm needs --second_llm DIR_OR_GGUF (got '/no/such.gguf')"),
