@@ -70,6 +70,10 @@ decode() {  # <study> <set> <decode YAML> [llm_asr_inference options...]: ${stud
     || { log "Error: decoding failed: see ${_dir}/decode.log"; tail -3 "${_dir}/decode.log"; exit 1; }
 }
 
+decoded_with() {  # <decode dir> <option> <value>: its command.txt has "<option> <value>" (whole words; 4 is not 4.5)
+  [[ " $(cat "$1/command.txt") " == *" $2 $3 "* ]]
+}
+
 if [ "${step}" -le 1 ] && [ "${stop_step}" -ge 1 ]; then
   log "Step 1: test sets: data/{test,dev,librivox} -> data/{test,dev,librivox}_long, data/test_all_long, data/stress_*, data/hotwords"
   for dset in test dev librivox; do
@@ -108,7 +112,7 @@ if [ "${step}" -le 2 ] && [ "${stop_step}" -ge 2 ]; then
     log "--split_pause_seconds ${split_pause}: the lowest WER on data/dev_long"
     for dset in test_long test_all_long librivox_long; do
       pause_dir=${studies}/longform_pause_greedy/${dset}
-      if [ -f "${pause_dir}/command.txt" ] && ! grep -qwF -- "--split_pause_seconds ${split_pause}" "${pause_dir}/command.txt"; then
+      if [ -f "${pause_dir}/command.txt" ] && ! decoded_with "${pause_dir}" --split_pause_seconds "${split_pause}"; then
         log "${pause_dir} was decoded with another --split_pause_seconds: decoding it again"
         rm -f "${pause_dir}/.done"
       fi
@@ -141,7 +145,7 @@ if [ "${step}" -le 4 ] && [ "${stop_step}" -ge 4 ]; then
     decode hotwords_none "${dset}" conf/decode_llm_beam10_ctc0.3.yaml
     for list in biased distractors; do
       dir=${studies}/hotwords_${list}/${dset}
-      if [ -f "${dir}/command.txt" ] && ! grep -qwF -- "--hotword_bonus ${bonus}" "${dir}/command.txt"; then
+      if [ -f "${dir}/command.txt" ] && ! decoded_with "${dir}" --hotword_bonus "${bonus}"; then
         log "${dir} was decoded with another --hotword_bonus: decoding it again"
         rm -f "${dir}/.done"
       fi
